@@ -1,0 +1,113 @@
+"""Plugin loading: isolation, quarantine, strict and safe modes, dogfooded built-ins."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from valis_desktop.api import ENTRY_POINT_GROUP
+from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugins import PluginHost, PluginLoadError, PluginState
+from valis_desktop.core.provider_manager import ProviderManager
+from valis_desktop.core.request import Status
+
+SAMPLES = "tests.core.sample_plugins"
+
+
+def entry_point(name: str, module: str | None = None) -> EntryPoint:
+    return EntryPoint(name=name, value=f"{SAMPLES}.{module or name}", group=ENTRY_POINT_GROUP)
+
+
+def load(*names: str, **options: object) -> tuple[PluginHost, ProviderManager]:
+    host = PluginHost(entry_points=[entry_point(n) for n in names], **options)  # type: ignore[arg-type]
+    host.load()
+    manager = ProviderManager()
+    host.register_providers(manager)
+    return host, manager
+
+
+def test_builtins_load_through_the_same_hooks() -> None:
+    host, manager = load()
+    assert manager.provider_ids == ("fallback",)
+    assert host.records["fallback"].builtin
+    assert host.records["fallback"].providers == ["fallback"]
+    assert [p.id for p in host.personas()] == ["assistant"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ("broken_import", "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"),
+        ("raising_hook", "RuntimeError: the hook fell over"),
+        ("duplicate_id", "ValueError: provider id 'fallback' is already taken"),
+        ("bad_signature", "something_unknown"),
+    ],
+)
+def test_a_broken_plugin_is_quarantined_and_the_rest_load(
+    bad: str, error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, manager = load(bad, "good")
+
+    record = host.records[bad]
+    assert record.state is PluginState.QUARANTINED
+    assert error in record.error
+    assert "Traceback" in record.error or bad == "bad_signature"
+    assert record.providers == []
+    assert set(manager.provider_ids) == {"fallback", "good"}
+    assert host.records["good"].state is PluginState.LOADED
+    assert [w.getMessage() for w in caplog.records] == [
+        f"plugin {bad!r} quarantined: {record.error_summary}"
+    ]
+    caplog.clear()
+
+
+def test_a_hook_that_raises_leaves_nothing_half_registered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, manager = load("raising_hook")
+    assert "half-registered" not in manager.provider_ids
+    caplog.clear()
+
+
+def test_strict_mode_raises_instead() -> None:
+    with pytest.raises(PluginLoadError, match="broken_import") as raised:
+        load("broken_import", strict=True)
+    assert isinstance(raised.value.__cause__, ModuleNotFoundError)
+
+
+def test_safe_mode_loads_builtins_only() -> None:
+    host, manager = load("good", "broken_import", safe_mode=True)
+    assert set(host.records) == {"fallback", "personas"}
+    assert manager.provider_ids == ("fallback",)
+
+
+def test_disabled_plugins_are_listed_but_not_loaded() -> None:
+    host, manager = load("good", disabled={"good"})
+    assert host.records["good"].state is PluginState.DISABLED
+    assert "good" not in manager.provider_ids
+
+
+def test_plugin_personas_are_collected() -> None:
+    host, _ = load("good")
+    assert [p.id for p in host.personas()] == ["assistant", "good.pirate"]
+    assert host.records["good"].personas == ["good.pirate"]
+
+
+async def test_a_plugin_raising_while_streaming_counts_against_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = PluginHost(entry_points=[entry_point("raising_provider")])
+    engine = Engine.start(host=host)
+    session = engine.open_session(chain=["raising", "fallback"])
+
+    reply = await session.submit("hello")
+
+    assert reply.status is Status.ANSWERED and reply.provider_id == "fallback"
+    assert reply.attempts[0].message == (
+        "plugin 'raising_provider' raised ZeroDivisionError: a bug in the plugin"
+    )
+    assert engine.manager.breaker("raising").consecutive_failures == 1
+    assert "plugin 'raising_provider'" in caplog.records[0].getMessage()
+    caplog.clear()
+    await engine.aclose()

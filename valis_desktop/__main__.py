@@ -1,0 +1,3 @@
+from valis_desktop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""The public plugin API of Valis Desktop.
+
+Everything a provider plugin may import lives here and nowhere else. Changes to this module are
+additive; ``API_VERSION`` tells plugins which surface they run against.
+
+A plugin is a module (or any object) exposing hook implementations, announced through the entry
+point group ``valis_desktop.plugins``::
+
+    from valis_desktop.api import ChatRequest, Provider, hookimpl
+
+    class Echo(Provider):
+        id = "echo"
+        display_name = "Echo"
+
+        async def stream(self, request: ChatRequest):
+            yield request.messages[-1].content
+
+    @hookimpl
+    def register_providers(register):
+        register(Echo())
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Callable
+from typing import TypeAlias
+
+import pluggy
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "API_VERSION",
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "AuthError",
+    "ChatRequest",
+    "GenerationParams",
+    "InvalidRequestError",
+    "Message",
+    "Persona",
+    "Provider",
+    "ProviderError",
+    "RateLimitedError",
+    "RegisterPersona",
+    "RegisterProvider",
+    "Role",
+    "StreamItem",
+    "TransientError",
+    "Usage",
+    "hookimpl",
+    "hookspec",
+]
+
+API_VERSION = (1, 0)
+"""(major, minor): a plugin built for a newer major version cannot run here."""
+
+PROJECT_NAME = "valis_desktop"
+ENTRY_POINT_GROUP = "valis_desktop.plugins"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class Role(enum.StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Message(BaseModel):
+    """One turn of a conversation, as sent to a provider."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str
+
+
+class Persona(BaseModel):
+    """The voice a chat session speaks in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.:-]*$", max_length=80)
+    name: str = Field(min_length=1, max_length=80)
+    description: str = ""
+    system_prompt: str = ""
+    greeting: str = ""
+
+
+class GenerationParams(BaseModel):
+    """Sampling parameters; ``None`` leaves the provider's default."""
+
+    model_config = ConfigDict(frozen=True)
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class ChatRequest(BaseModel):
+    """What a provider is asked to answer.
+
+    ``messages`` is the whole context, oldest first: the persona's system prompt (if any), the
+    session's history, and last the user's new message. A provider sees only its own session's
+    messages.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    session_id: str
+    messages: tuple[Message, ...]
+    persona: Persona | None = None
+    model: str | None = None
+    params: GenerationParams = GenerationParams()
+
+    @property
+    def prompt(self) -> str:
+        """The newest user message (empty if there is none)."""
+        for message in reversed(self.messages):
+            if message.role is Role.USER:
+                return message.content
+        return ""
+
+
+class Usage(BaseModel):
+    """Token counts a provider reports at the end of an answer, when it knows them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+StreamItem: TypeAlias = str | Usage
+"""A provider's stream yields text chunks (``str``) and optionally, usually last, a ``Usage``."""
+
+
+class Provider(abc.ABC):
+    """A model back end.
+
+    Subclasses set ``id`` (stable, lower case, used in chains and settings), ``display_name`` and
+    optionally ``description`` and ``default_concurrency`` (how many answers it may produce at
+    once unless the user configures otherwise), and implement ``stream``.
+
+    The manager owns retries, fallbacks and timeouts: a provider makes one attempt and raises one
+    of the ``ProviderError`` classes below when it fails. Stopping an answer closes the stream
+    (the async generator receives ``GeneratorExit`` or ``CancelledError``): release what you hold
+    in a ``finally`` block.
+    """
+
+    id: str
+    display_name: str
+    description: str = ""
+    default_concurrency: int = 4
+
+    @abc.abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+        """Yield the answer to ``request`` as text chunks, then optionally a ``Usage``."""
+
+    async def aclose(self) -> None:
+        """Release connections, processes and models. Called once, at shutdown."""
+
+
+class ProviderError(Exception):
+    """Base of the errors a provider raises; ``message`` is shown to the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientError(ProviderError):
+    """Worth trying elsewhere or later: 5xx, connection lost, a broken or malformed stream.
+
+    Counts as a failure for the provider's circuit breaker; the request moves on along its chain
+    if nothing was streamed yet.
+    """
+
+
+class RateLimitedError(ProviderError):
+    """The provider asked us to slow down (HTTP 429).
+
+    ``retry_after`` is the server's Retry-After in seconds, if it sent one; the provider is left
+    alone for that long.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthError(ProviderError):
+    """Authentication or billing failed (401, 402, 403): the user has to act.
+
+    The provider is marked "needs attention" and skipped until its settings change or the user
+    resets it.
+    """
+
+
+class InvalidRequestError(ProviderError):
+    """The request itself is unacceptable (400, 413, 422): shown to the user, not retried."""
+
+
+RegisterProvider: TypeAlias = Callable[[Provider], None]
+RegisterPersona: TypeAlias = Callable[[Persona], None]
+
+
+class HookSpecs:
+    """The hooks a plugin may implement. Implementations may accept a subset of the arguments."""
+
+    @hookspec
+    def register_providers(self, register: RegisterProvider) -> None:
+        """Call ``register(provider)`` once for every provider this plugin offers."""
+
+    @hookspec
+    def register_personas(self, register: RegisterPersona) -> None:
+        """Call ``register(persona)`` for every persona this plugin ships."""

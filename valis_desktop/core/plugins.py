@@ -1,0 +1,211 @@
+"""Plugin loading: built-ins and entry points, one by one, each isolated from the others.
+
+A plugin that fails to import, fails pluggy's validation, raises in a hook or registers something
+invalid is quarantined with its traceback and the rest load. Strict mode (for plugin authors and
+tests) raises instead. Safe mode loads the built-ins only.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import logging
+import os
+import re
+import traceback
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from valis_desktop.api import ENTRY_POINT_GROUP, PROJECT_NAME, HookSpecs, Persona, Provider
+from valis_desktop.core.provider_manager import ProviderManager
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PLUGINS: dict[str, str] = {
+    "fallback": "valis_desktop.builtin.fallback",
+    "personas": "valis_desktop.builtin.personas",
+}
+"""Plugins that ship inside the application, loaded through the same hooks as the others."""
+
+SAFE_MODE_ENV = "VALIS_SAFE_MODE"
+
+_PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def safe_mode_from_env() -> bool:
+    return os.environ.get(SAFE_MODE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class PluginState(enum.StrEnum):
+    LOADED = "loaded"
+    DISABLED = "disabled"
+    QUARANTINED = "quarantined"
+
+
+class PluginLoadError(Exception):
+    """Raised in strict mode instead of quarantining a plugin."""
+
+
+@dataclass
+class PluginRecord:
+    name: str
+    builtin: bool
+    distribution: str = ""
+    version: str = ""
+    state: PluginState = PluginState.LOADED
+    error: str = ""
+    """The full traceback or message of a quarantined plugin."""
+    providers: list[str] = field(default_factory=list)
+    personas: list[str] = field(default_factory=list)
+
+    @property
+    def error_summary(self) -> str:
+        lines = [line for line in self.error.strip().splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+class PluginHost:
+    """A typed facade over pluggy that loads plugins and collects what they register."""
+
+    def __init__(
+        self,
+        *,
+        strict: bool = False,
+        safe_mode: bool = False,
+        disabled: Collection[str] = (),
+        builtins: dict[str, str] | None = None,
+        entry_points: Iterable[EntryPoint] | None = None,
+    ) -> None:
+        self.strict = strict
+        self.safe_mode = safe_mode
+        self._disabled = frozenset(disabled)
+        self._builtins = BUILTIN_PLUGINS if builtins is None else builtins
+        self._entry_points = entry_points
+        self._pm = pluggy.PluginManager(PROJECT_NAME)
+        self._pm.add_hookspecs(HookSpecs)
+        self.records: dict[str, PluginRecord] = {}
+
+    def load(self) -> None:
+        """Load the built-ins, then (unless in safe mode) every entry point."""
+        for name, module in self._builtins.items():
+            self._load(PluginRecord(name, builtin=True), partial(importlib.import_module, module))
+        if self.safe_mode:
+            return
+        found = self._entry_points
+        if found is None:
+            found = entry_points(group=ENTRY_POINT_GROUP)
+        for entry_point in found:
+            dist = entry_point.dist
+            record = PluginRecord(
+                entry_point.name,
+                builtin=False,
+                distribution=dist.name if dist else "",
+                version=dist.version if dist else "",
+            )
+            if entry_point.name in self._disabled:
+                record.state = PluginState.DISABLED
+                self.records.setdefault(record.name, record)
+                continue
+            self._load(record, entry_point.load)
+
+    def register_providers(self, manager: ProviderManager) -> None:
+        """Add every loaded plugin's providers to ``manager``."""
+
+        taken = set(manager.provider_ids)
+
+        def accept(record: PluginRecord, provider: object) -> Provider:
+            if not isinstance(provider, Provider):
+                raise TypeError(f"register() takes a Provider, not {type(provider).__name__}")
+            if not isinstance(provider.id, str) or not _PROVIDER_ID.match(provider.id):
+                raise ValueError(
+                    f"provider id {getattr(provider, 'id', None)!r} is not valid: use 1–64 "
+                    "lower-case letters, digits, '.', '_' or '-'"
+                )
+            if provider.id in taken:
+                raise ValueError(f"provider id {provider.id!r} is already taken")
+            taken.add(provider.id)
+            return provider
+
+        for record, providers in self._collect("register_providers", accept):
+            for provider in providers:
+                manager.add_provider(provider, plugin=record.name)
+                record.providers.append(provider.id)
+
+    def personas(self) -> list[Persona]:
+        """Every persona the loaded plugins register, in load order."""
+        seen: set[str] = set()
+
+        def accept(record: PluginRecord, persona: object) -> Persona:
+            if not isinstance(persona, Persona):
+                raise TypeError(f"register() takes a Persona, not {type(persona).__name__}")
+            if persona.id in seen:
+                raise ValueError(f"persona id {persona.id!r} is already taken")
+            seen.add(persona.id)
+            return persona
+
+        result: list[Persona] = []
+        for record, personas in self._collect("register_personas", accept):
+            record.personas.extend(persona.id for persona in personas)
+            result.extend(personas)
+        return result
+
+    @property
+    def quarantined(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.state is PluginState.QUARANTINED]
+
+    def _load(self, record: PluginRecord, loader: Callable[[], object]) -> None:
+        if record.name in self.records:
+            self._quarantine(record, f"another plugin is already named {record.name!r}")
+            return
+        self.records[record.name] = record
+        try:
+            self._pm.register(loader(), name=record.name)
+        except Exception as error:
+            self._quarantine(record, _describe(error), error)
+
+    def _collect(
+        self, hook_name: str, accept: Callable[[PluginRecord, object], Any]
+    ) -> list[tuple[PluginRecord, list[Any]]]:
+        """Call one hook plugin by plugin, so that one raising cannot stop the others; what a
+        plugin registered counts only if its whole hook call succeeded."""
+        caller = getattr(self._pm.hook, hook_name)
+        results = []
+        for impl in caller.get_hookimpls():  # in registration order
+            record = self.records[impl.plugin_name]
+            if record.state is not PluginState.LOADED:
+                continue
+            accepted: list[Any] = []
+
+            def register(
+                item: object, record: PluginRecord = record, accepted: list[Any] = accepted
+            ) -> None:
+                accepted.append(accept(record, item))
+
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except Exception as error:
+                self._quarantine(record, _describe(error), error)
+                continue
+            results.append((record, accepted))
+        return results
+
+    def _quarantine(
+        self, record: PluginRecord, message: str, error: BaseException | None = None
+    ) -> None:
+        if self.strict:
+            raise PluginLoadError(f"plugin {record.name!r}: {message}") from error
+        log.warning("plugin %r quarantined: %s", record.name, message.strip().splitlines()[-1])
+        record.state = PluginState.QUARANTINED
+        record.error = message
+        self.records.setdefault(record.name, record)
+        if self._pm.has_plugin(record.name):
+            self._pm.unregister(name=record.name)
+
+
+def _describe(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
