@@ -134,8 +134,18 @@ class Usage(BaseModel):
     completion_tokens: int | None = None
 
 
-StreamItem: TypeAlias = str | Usage
-"""A provider's stream yields text chunks (``str``) and optionally, usually last, a ``Usage``."""
+class Progress(BaseModel):
+    """Shown to the user while no text flows yet, e.g. "loading model…". Not part of the answer;
+    it proves the provider is alive, so the first-chunk timeout starts again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+
+
+StreamItem: TypeAlias = str | Usage | Progress
+"""What a provider's stream yields: text chunks (``str``), ``Progress`` notes before the text,
+and optionally, usually last, a ``Usage``."""
 
 
 class Provider(abc.ABC):

@@ -12,6 +12,7 @@ from valis_desktop.api import (
     AuthError,
     ChatRequest,
     InvalidRequestError,
+    Progress,
     RateLimitedError,
     TransientError,
     Usage,
@@ -392,3 +393,29 @@ async def test_close_closes_every_provider_even_if_one_fails(
     assert good.closed
     assert "failed to close" in caplog.records[0].getMessage()
     caplog.clear()
+
+
+async def test_progress_is_shown_and_restarts_the_first_chunk_timeout(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    loading, loaded, noted = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    a = ScriptedProvider(id="a")
+    progress = Progress(message="loading model…")
+    a.push(Script(chunks=(progress, "ready"), gate=loading, between=loaded))  # type: ignore[arg-type]
+    manager = make_manager(a, first_chunk_timeout=60.0)
+    session = Session(manager, chain=["a"])
+    session.subscribe(lambda e: noted.set() if e.request.progress else None)
+    request = session.submit("q")
+    await a.wait_for_calls(1)
+
+    clock.advance(50.0)
+    loading.set()
+    await noted.wait()
+    clock.advance(50.0)  # 100 s after the start, but only 50 s after the progress note
+    loaded.set()
+    reply = await request
+
+    assert reply.status is Status.ANSWERED
+    assert reply.text == "ready"
+    assert request.progress == ""  # cleared once the answer ended
+    await session.aclose()

@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from valis_desktop.api import ChatRequest, Provider, ProviderError, StreamItem, Usage
+from valis_desktop.api import (
+    ChatRequest,
+    Progress,
+    Provider,
+    ProviderError,
+    StreamItem,
+    Usage,
+)
 from valis_desktop.core.circuit_breaker import (
     BreakerConfig,
     BreakerState,
@@ -360,6 +367,10 @@ class ProviderManager:
                         deadline.reschedule(config.gap_timeout)
                     elif isinstance(item, Usage):
                         request.usage = item
+                    elif isinstance(item, Progress):
+                        if first_chunk_at is None:
+                            request._set_progress(item.message)
+                            deadline.reschedule(config.first_chunk_timeout)
                     else:
                         raise MalformedStream(
                             f"{provider_id} sent a {type(item).__name__} instead of text"

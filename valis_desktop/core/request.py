@@ -100,6 +100,7 @@ class Request:
         "first_chunk_at",
         "id",
         "phase",
+        "progress",
         "prompt",
         "provider_id",
         "session",
@@ -120,6 +121,8 @@ class Request:
         self.status = Status.QUEUED
         self.phase = Phase.QUEUED
         self.provider_id: str | None = None
+        self.progress = ""
+        """The provider's latest ``Progress`` note before text arrives ("loading model…")."""
         self.chunks: list[str] = []
         self.chars = 0
         self.usage: Usage | None = None
@@ -189,6 +192,11 @@ class Request:
     def _set_phase(self, phase: Phase, provider_id: str | None) -> None:
         self.phase = phase
         self.provider_id = provider_id
+        self.progress = ""
+        self.session._emit(EventKind.PHASE, self)
+
+    def _set_progress(self, message: str) -> None:
+        self.progress = message
         self.session._emit(EventKind.PHASE, self)
 
     def _add_chunk(self, chunk: str, now: float) -> None:
@@ -201,6 +209,7 @@ class Request:
     def _finish(self, status: Status, error: str, now: float) -> Reply:
         self.status = status
         self.phase = Phase.DONE
+        self.progress = ""
         self.error = error
         self.finished_at = now
         if self.chunks:
