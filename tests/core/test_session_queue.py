@@ -141,8 +141,12 @@ async def test_a_caller_that_gives_up_waiting_breaks_nothing(make_manager: MakeM
     provider = ScriptedProvider(id="p", default=lambda r: Script(chunks=(r.prompt,), gate=gate))
     session = Session(make_manager(provider), chain=["p"])
     requests = [session.submit(f"q{i}") for i in range(4)]
-    impatient = asyncio.ensure_future(requests[0].reply())
-    also_impatient = asyncio.ensure_future(requests[2].reply())
+
+    async def wait_for(request: Request) -> str:
+        return (await request).text
+
+    impatient = asyncio.create_task(wait_for(requests[0]))
+    also_impatient = asyncio.create_task(wait_for(requests[2]))
     await provider.wait_for_calls(1)
 
     impatient.cancel()

@@ -8,12 +8,11 @@ from valis_desktop.api import Message, Persona, Role
 
 
 def build_messages(
-    persona: Persona | None, history: Sequence[Message], prompt: str
+    persona: Persona | None, history: Sequence[Message], user: Message
 ) -> tuple[Message, ...]:
     """The persona's system prompt first (if it has one), then the session's own history, oldest
     first, then the new user message."""
-    user = Message.model_construct(role=Role.USER, content=prompt)
     if persona is not None and persona.system_prompt:
-        system = Message.model_construct(role=Role.SYSTEM, content=persona.system_prompt)
+        system = Message(role=Role.SYSTEM, content=persona.system_prompt)
         return (system, *history, user)
     return (*history, user)

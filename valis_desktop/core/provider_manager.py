@@ -7,8 +7,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from valis_desktop.api import (
@@ -16,7 +15,6 @@ from valis_desktop.api import (
     Progress,
     Provider,
     ProviderError,
-    StreamItem,
     Usage,
 )
 from valis_desktop.core.circuit_breaker import (
@@ -25,7 +23,7 @@ from valis_desktop.core.circuit_breaker import (
     CircuitBreaker,
     Permit,
 )
-from valis_desktop.core.clock import Clock, MonotonicClock
+from valis_desktop.core.clock import Clock, Deadlines, MonotonicClock
 from valis_desktop.core.outcomes import (
     Classified,
     FirstChunkTimeout,
@@ -151,6 +149,7 @@ class ProviderManager:
     ) -> None:
         self.config = config or EngineConfig()
         self.clock: Clock = clock or MonotonicClock()
+        self._deadlines = Deadlines(self.clock)
         self._rng = rng
         self._global = Slots(self.config.global_limit)
         self._providers: dict[str, _Entry] = {}
@@ -314,9 +313,11 @@ class ProviderManager:
         outcome = Outcome.NEUTRAL
         retry_after: float | None = None
         try:
-            await entry.slots.acquire()
+            if not entry.slots.try_acquire():
+                await entry.slots.acquire()
             try:
-                await self._global.acquire()
+                if not self._global.try_acquire():
+                    await self._global.acquire()
                 try:
                     if not entry.breaker.still_admits(permit):
                         request.attempts.append(
@@ -348,33 +349,41 @@ class ProviderManager:
         self._request_changed(request)
         started = clock.now()
         first_chunk_at: float | None = None
-        deadline = clock.deadline(config.first_chunk_timeout)
+        deadline = self._deadlines.deadline(config.first_chunk_timeout)
         result: Classified | None = None
         try:
-            async with _closing(entry.provider.stream(chat_request)) as stream, deadline:
-                async for item in stream:
-                    if type(item) is str:
-                        if not item:
-                            continue
-                        now = clock.now()
-                        if first_chunk_at is None:
-                            first_chunk_at = now
-                            entry.first_chunk_latency.append(now - started)
-                            request._add_chunk(item, now)
-                            self._request_changed(request)
+            stream = entry.provider.stream(chat_request)
+            try:
+                with deadline:
+                    async for item in stream:
+                        if type(item) is str:
+                            if not item:
+                                continue
+                            if first_chunk_at is None:
+                                first_chunk_at = now = clock.now()
+                                entry.first_chunk_latency.append(now - started)
+                                request._add_chunk(item, now)
+                                self._request_changed(request)
+                            else:
+                                request._add_chunk(item, first_chunk_at)
+                            deadline.extend(config.gap_timeout)
+                        elif isinstance(item, Usage):
+                            request.usage = item
+                        elif isinstance(item, Progress):
+                            if first_chunk_at is None:
+                                request._set_progress(item.message)
+                                deadline.extend(config.first_chunk_timeout)
                         else:
-                            request._add_chunk(item, now)
-                        deadline.reschedule(config.gap_timeout)
-                    elif isinstance(item, Usage):
-                        request.usage = item
-                    elif isinstance(item, Progress):
-                        if first_chunk_at is None:
-                            request._set_progress(item.message)
-                            deadline.reschedule(config.first_chunk_timeout)
-                    else:
-                        raise MalformedStream(
-                            f"{provider_id} sent a {type(item).__name__} instead of text"
-                        )
+                            raise MalformedStream(
+                                f"{provider_id} sent a {type(item).__name__} instead of text"
+                            )
+            except BaseException:
+                # Close the provider's stream (a finished one is closed already), so that it
+                # releases what it holds: a connection, a process, a generation in progress.
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+                raise
         except TimeoutError as error:
             if not deadline.expired():
                 result = classify(error, entry.plugin)
@@ -408,17 +417,6 @@ class ProviderManager:
             entry.last_error = result.message
             request.attempts.append(Attempt(provider_id, result.outcome.value, result.message))
         return result
-
-
-@asynccontextmanager
-async def _closing(stream: AsyncIterator[StreamItem]) -> AsyncIterator[AsyncIterator[StreamItem]]:
-    """Close the provider's stream however the block ends, so it releases what it holds."""
-    try:
-        yield stream
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:

@@ -10,7 +10,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from valis_desktop.api import Usage
 
@@ -38,8 +38,7 @@ class Phase(enum.StrEnum):
     DONE = "done"
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """What happened at one provider of the chain."""
 
     provider_id: str
@@ -47,8 +46,7 @@ class Attempt:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """The final state of a request."""
 
     request_id: str
@@ -154,10 +152,10 @@ class Request:
     def done(self) -> bool:
         return self._future.done()
 
-    async def reply(self) -> Reply:
-        """Wait for the final reply. Giving up the wait (being cancelled) leaves the request
+    def reply(self) -> asyncio.Future[Reply]:
+        """The final reply, to await. Giving up the wait (being cancelled) leaves the request
         running: only ``cancel()`` cancels it."""
-        return await asyncio.shield(self._future)
+        return asyncio.shield(self._future)
 
     def __await__(self) -> Generator[Any, None, Reply]:
         return self.reply().__await__()
@@ -199,9 +197,8 @@ class Request:
         self.progress = message
         self.session._emit(EventKind.PHASE, self)
 
-    def _add_chunk(self, chunk: str, now: float) -> None:
-        if self.first_chunk_at is None:
-            self.first_chunk_at = now
+    def _add_chunk(self, chunk: str, first_chunk_at: float) -> None:
+        self.first_chunk_at = first_chunk_at
         self.chunks.append(chunk)
         self.chars += len(chunk)
         self.session._emit(EventKind.CHUNK, self, chunk)

@@ -157,10 +157,12 @@ class Session:
         request.status = Status.RUNNING
         request.started_at = self._manager.clock.now()
         self._emit(EventKind.STARTED, request)
+        user_message = Message(role=Role.USER, content=request.prompt)
+        # Trusted parts, already validated: construct rather than validate every history item.
         chat_request = ChatRequest.model_construct(
             request_id=request.id,
             session_id=self.id,
-            messages=build_messages(self.persona, self.history, request.prompt),
+            messages=build_messages(self.persona, self.history, user_message),
             persona=self.persona,
             model=self.model,
             params=self.params,
@@ -170,7 +172,9 @@ class Session:
             status, error = await self._manager.run(request, chat_request, chain)
         except asyncio.CancelledError:
             if self._closed or self._stopping is not request:
-                self._conclude(request, Status.STOPPED, "The chat was closed while answering.")
+                self._conclude(
+                    request, Status.STOPPED, "The chat was closed while answering.", user_message
+                )
                 raise
             status, error = Status.STOPPED, ""
         if self._stopping is request:
@@ -179,18 +183,18 @@ class Session:
             task = asyncio.current_task()
             assert task is not None
             task.uncancel()
-        self._conclude(request, status, error)
+        self._conclude(request, status, error, user_message)
 
-    def _conclude(self, request: Request, status: Status, error: str) -> None:
+    def _conclude(
+        self, request: Request, status: Status, error: str, user_message: Message | None = None
+    ) -> None:
         """Record the final state. Turns with text (answered, or stopped or failed part way)
         enter the history; a turn that produced nothing does not."""
         if request is self._running:
             self._running = None
-        if request.chunks:
-            self.history.append(Message.model_construct(role=Role.USER, content=request.prompt))
-            self.history.append(
-                Message.model_construct(role=Role.ASSISTANT, content="".join(request.chunks))
-            )
+        if request.chunks and user_message is not None:
+            self.history.append(user_message)
+            self.history.append(Message(role=Role.ASSISTANT, content="".join(request.chunks)))
         request._finish(status, error, self._manager.clock.now())
         self._manager.untrack(request)
 
