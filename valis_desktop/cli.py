@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"load built-in plugins only (also: {SAFE_MODE_ENV}=1)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", description="without a command, the window opens"
+    )
     chat = commands.add_parser("chat", help="chat in the terminal")
     chat.add_argument(
         "--chain",
@@ -56,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(verbose=args.verbose)
     safe_mode = args.safe_mode or safe_mode_from_env()
+    if args.command is None:
+        from valis_desktop.app import run_app  # Qt loads only for the window
+
+        return run_app(safe_mode=safe_mode)
     engine = Engine.start(safe_mode=safe_mode)
     for record in engine.host.records.values():
         if record.state is PluginState.QUARANTINED:

@@ -152,6 +152,10 @@ class Request:
     def done(self) -> bool:
         return self._future.done()
 
+    def result(self) -> Reply:
+        """The final reply of a request that is done (``InvalidStateError`` before)."""
+        return self._future.result()
+
     def reply(self) -> asyncio.Future[Reply]:
         """The final reply, to await. Giving up the wait (being cancelled) leaves the request
         running: only ``cancel()`` cancels it."""

@@ -1,0 +1,231 @@
+"""The window end to end: tabs, type-ahead, stop, cascade and breakers, closing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+
+from valis_desktop.api import TransientError
+from valis_desktop.builtin.fallback import FallbackProvider
+from valis_desktop.builtin.personas import ASSISTANT
+from valis_desktop.core.circuit_breaker import BreakerConfig
+from valis_desktop.core.clock import ManualClock
+from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugins import PluginHost
+from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
+from valis_desktop.core.request import Request, Status
+from valis_desktop.testing import Script, ScriptedProvider
+from valis_desktop.ui.chat_tab import ChatTab
+from valis_desktop.ui.main_window import MainWindow
+
+MakeWindow = Callable[..., MainWindow]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def make_window(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, clock: ManualClock
+) -> Iterator[MakeWindow]:
+    windows: list[MainWindow] = []
+
+    def make(*providers: ScriptedProvider, chain: tuple[str, ...] | None = None) -> MainWindow:
+        manager = ProviderManager(EngineConfig(breaker=BreakerConfig(jitter=0.0)), clock=clock)
+        for provider in providers:
+            manager.add_provider(provider, plugin=f"test-{provider.id}")
+        manager.add_provider(FallbackProvider(), plugin="fallback")
+        engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT})
+        default = chain or (*(p.id for p in providers), "fallback")
+        window = MainWindow(engine, default_chain=default)
+        qtbot.addWidget(window)
+        window.resize(1024, 700)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        if not window._shut_down:
+            with qtbot.waitSignal(window.shutdown_finished):
+                window.close()
+
+
+def type_and_send(qtbot: QtBot, tab: ChatTab, text: str) -> None:
+    qtbot.keyClicks(tab.composer, text)
+    qtbot.keyClick(tab.composer, Qt.Key.Key_Return)
+
+
+def requests_of(tab: ChatTab) -> list[Request]:
+    return list(tab._requests.values())
+
+
+def test_two_tabs_stream_at_the_same_time(qtbot: QtBot, make_window: MakeWindow) -> None:
+    more = asyncio.Event()
+    provider = ScriptedProvider(
+        id="p", default=lambda r: Script(chunks=(f"{r.prompt} begins", " and ends"), between=more)
+    )
+    window = make_window(provider)
+    first = window.current_tab()
+    assert first is not None
+    type_and_send(qtbot, first, "left")
+    second = window.new_tab()
+    type_and_send(qtbot, second, "right")
+
+    qtbot.waitUntil(lambda: "right begins" in second.view.toPlainText())
+    qtbot.waitUntil(lambda: "left begins" in first.view.toPlainText())
+    assert provider.active == 2
+    more.set()
+    qtbot.waitUntil(lambda: first.settled and second.settled)
+
+    assert "left begins and ends" in first.view.toPlainText()
+    assert "right" not in first.view.toPlainText()
+    assert "right begins and ends" in second.view.toPlainText()
+    assert window.tabs.tabText(0) == "left"
+    assert window.tabs.tabText(1) == "right"
+
+
+def test_type_ahead_queues_and_a_queued_message_can_be_cancelled(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    gates = [asyncio.Event() for _ in range(3)]
+    provider = ScriptedProvider(id="p")
+    provider.push(*(Script(chunks=(f"answer {i}",), gate=gate) for i, gate in enumerate(gates)))
+    window = make_window(provider)
+    tab = window.current_tab()
+    assert tab is not None
+    for text in ("one", "two", "three", "four"):
+        type_and_send(qtbot, tab, text)
+
+    qtbot.waitUntil(lambda: tab.queue.count == 3)
+    assert tab.composer.toPlainText() == ""
+    four = requests_of(tab)[3]
+    qtbot.mouseClick(tab.queue.cancel_button(four.id), Qt.MouseButton.LeftButton)
+    for expected, gate in zip((2, 1, 0), gates, strict=True):
+        qtbot.waitUntil(lambda expected=expected: tab.queue.count == expected)  # type: ignore[misc]
+        gate.set()
+    qtbot.waitUntil(lambda: tab.settled)
+
+    assert [call.prompt for call in provider.calls] == ["one", "two", "three"]
+    assert four.result().status is Status.CANCELLED
+    text = tab.view.toPlainText()
+    assert text.index("answer 0") < text.index("answer 1") < text.index("answer 2")
+    assert "four" not in text
+
+
+def test_escape_stops_the_answer_and_the_next_message_runs(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    provider = ScriptedProvider(id="p")
+    provider.push(Script(chunks=("half an answer", "never"), hang_after=1))
+    window = make_window(provider)
+    tab = window.current_tab()
+    assert tab is not None
+    type_and_send(qtbot, tab, "long question")
+    type_and_send(qtbot, tab, "next question")
+    qtbot.waitUntil(lambda: "half an answer" in tab.view.toPlainText())
+    assert tab.stop_button.isEnabled()
+
+    qtbot.keyClick(tab.composer, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: tab.settled)
+
+    stopped, following = requests_of(tab)
+    assert stopped.result().status is Status.STOPPED
+    assert stopped.result().text == "half an answer"
+    assert following.result().status is Status.ANSWERED
+    text = tab.view.toPlainText()
+    assert "half an answer" in text
+    assert "stopped" in text.lower()
+    assert "re: next question" in text
+
+
+def test_failing_provider_opens_its_breaker_and_the_chain_moves_on(
+    qtbot: QtBot, make_window: MakeWindow, clock: ManualClock
+) -> None:
+    flaky = ScriptedProvider(id="flaky", display_name="Flaky")
+    flaky.push(*(Script(error=TransientError("HTTP 503")) for _ in range(3)))
+    window = make_window(flaky)
+    tab = window.current_tab()
+    assert tab is not None
+    model = window.status_panel.providers_model
+
+    def state_of(provider_id: str) -> str:
+        for row in range(model.rowCount()):
+            if model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole).find(provider_id) >= 0:
+                return str(model.index(row, 1).data())
+        raise AssertionError(provider_id)
+
+    for i in range(4):
+        type_and_send(qtbot, tab, f"question {i}")
+    qtbot.waitUntil(lambda: tab.settled)
+    window.status_refresher.refresh()
+    assert state_of("flaky").startswith("open")
+    replies = [request.result() for request in requests_of(tab)]
+    assert [r.provider_id for r in replies] == ["fallback"] * 4
+    assert len(flaky.calls) == 3
+    assert "Fallback (not a model)" in tab.view.toPlainText()
+
+    clock.advance(10.0)
+    window.status_refresher.refresh()
+    assert state_of("flaky") == "half-open"
+    type_and_send(qtbot, tab, "probe")
+    qtbot.waitUntil(lambda: tab.settled)
+    window.status_refresher.refresh()
+    assert requests_of(tab)[-1].result().provider_id == "flaky"
+    assert state_of("flaky") == "closed"
+
+
+def test_closing_a_busy_tab_asks_then_cancels_its_requests(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    provider = ScriptedProvider(id="p")
+    provider.push(Script(chunks=("so far",), hang_after=1))
+    window = make_window(provider)
+    tab = window.current_tab()
+    assert tab is not None
+    type_and_send(qtbot, tab, "one")
+    type_and_send(qtbot, tab, "two")
+    qtbot.waitUntil(lambda: "so far" in tab.view.toPlainText())
+
+    window.request_close_tab(window.tabs.indexOf(tab))
+    box = window.findChild(QMessageBox)
+    assert box is not None and "still answering" in box.text()
+    close = next(b for b in box.buttons() if b.text() == "Close chat")
+    qtbot.mouseClick(close, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.session.closed and not window._closing_tabs)
+
+    one, two = requests_of(tab)
+    assert one.result().status is Status.STOPPED
+    assert two.result().status is Status.CANCELLED
+    assert [call.prompt for call in provider.calls] == ["one"]
+    assert window.tabs.count() == 1  # a fresh chat replaces the last one
+
+
+def test_closing_the_window_while_two_tabs_stream_shuts_down_cleanly(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    provider = ScriptedProvider(
+        id="p", default=lambda r: Script(chunks=("streaming",), hang_after=1)
+    )
+    window = make_window(provider)
+    tabs = [window.current_tab(), window.new_tab()]
+    for tab in tabs:
+        assert tab is not None
+        type_and_send(qtbot, tab, "talk")
+    qtbot.waitUntil(lambda: provider.active == 2)
+
+    with qtbot.waitSignal(window.shutdown_finished):
+        window.close()
+
+    assert not window.isVisible()
+    assert provider.closed
+    assert provider.active == 0
+    assert all(r.result().status is Status.STOPPED for tab in tabs for r in requests_of(tab))
+    assert window.engine.sessions == []

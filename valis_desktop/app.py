@@ -1,0 +1,43 @@
+"""The composition root: one QApplication, a qasync event loop, the engine and the window."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import qasync  # type: ignore[import-untyped]
+from PySide6.QtWidgets import QApplication
+
+from valis_desktop import __version__
+from valis_desktop.core.defaults import DEFAULT_CHAIN
+from valis_desktop.core.engine import Engine
+from valis_desktop.ui.main_window import APP_TITLE, MainWindow
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName(APP_TITLE)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("Valis Desktop")
+    app.setDesktopFileName("valis-desktop")
+    return app
+
+
+async def run_window(engine: Engine, *, safe_mode: bool) -> None:
+    """Show the main window and return once it has shut down in order."""
+    window = MainWindow(engine, default_chain=DEFAULT_CHAIN, safe_mode=safe_mode)
+    finished = asyncio.Event()
+    window.shutdown_finished.connect(finished.set)
+    window.show()
+    await finished.wait()
+
+
+def run_app(*, safe_mode: bool) -> int:
+    """Start the desktop application; returns its exit status."""
+    create_application()
+    engine = Engine.start(safe_mode=safe_mode)
+    qasync.run(run_window(engine, safe_mode=safe_mode))
+    return 0

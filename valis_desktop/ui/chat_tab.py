@@ -1,0 +1,270 @@
+"""One chat tab: its session, transcript, queue, composer, persona and provider chain."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from valis_desktop.core.engine import Engine
+from valis_desktop.core.request import EventKind, Phase, Request, Status
+from valis_desktop.core.session import QueueFull, Session, SessionClosed
+from valis_desktop.ui.bridge import SessionBridge, UiEvent
+from valis_desktop.ui.chain_editor import ChainEditor
+from valis_desktop.ui.chat_view import ChatView
+from valis_desktop.ui.composer import Composer
+from valis_desktop.ui.queue_strip import QueueStrip, preview
+
+NEW_CHAT_TITLE = "New chat"
+_TITLE_LENGTH = 32
+
+
+class ChatTab(QWidget):
+    title_changed = Signal(str)
+    busy_changed = Signal(bool)
+
+    def __init__(self, engine: Engine, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.session = session
+        self.title = NEW_CHAT_TITLE
+        self._renamed = False
+        self._busy = False
+        self._requests: dict[str, Request] = {}
+
+        self.persona_picker = QComboBox(self)
+        self.persona_picker.setAccessibleName("Persona")
+        self.persona_picker.setToolTip("The voice this chat speaks in, from the next message on")
+        for persona in engine.personas.values():
+            self.persona_picker.addItem(persona.name, persona.id)
+        if session.persona is not None:
+            self.persona_picker.setCurrentIndex(self.persona_picker.findData(session.persona.id))
+        self.persona_picker.currentIndexChanged.connect(self._persona_chosen)
+        persona_label = QLabel("&Persona", self)
+        persona_label.setBuddy(self.persona_picker)
+
+        self.chain_button = QPushButton(self)
+        self.chain_button.setAccessibleName("Provider chain")
+        self.chain_button.setToolTip("The providers this chat tries, in order (click to change)")
+        self.chain_button.clicked.connect(self.edit_chain)
+        self._show_chain()
+
+        self.view = ChatView(self)
+        self.view.retry_requested.connect(self.retry)
+        self.view.retry_next_requested.connect(self.retry_with_next)
+        self.queue = QueueStrip(self)
+        self.queue.cancel_requested.connect(self.cancel_queued)
+        self.notice = QLabel(self)
+        self.notice.setAccessibleName("Chat status")
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.PlainText)
+        self.notice.hide()
+
+        self.composer = Composer(self)
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.send_button = QPushButton("Send", self)
+        self.send_button.setAccessibleName("Send message")
+        self.send_button.setToolTip("Send (Enter)")
+        self.send_button.clicked.connect(self.composer.submit)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setAccessibleName("Stop the answer")
+        self.stop_button.setToolTip("Stop the answer being written (Esc)")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.setEnabled(False)
+
+        header = QHBoxLayout()
+        header.addWidget(persona_label)
+        header.addWidget(self.persona_picker)
+        header.addSpacing(12)
+        header.addWidget(self.chain_button)
+        header.addStretch(1)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        compose = QHBoxLayout()
+        compose.addWidget(self.composer, 1)
+        compose.addLayout(buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(header)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.queue)
+        layout.addWidget(self.notice)
+        layout.addLayout(compose)
+        self.setFocusProxy(self.composer)
+
+        self._bridge = SessionBridge(session, self)
+        self._bridge.flushed.connect(self._apply)
+
+    # Actions
+
+    def send(self, text: str) -> bool:
+        """Queue ``text``; on success the composer is cleared, otherwise the user is told why
+        and keeps the text."""
+        try:
+            self.session.submit(text)
+        except (QueueFull, SessionClosed, ValueError) as error:
+            self._say(str(error))
+            return False
+        self.composer.clear()
+        self._say("")
+        return True
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def cancel_queued(self, request_id: str) -> None:
+        request = self._requests.get(request_id)
+        if request is not None:
+            request.cancel()
+
+    def retry(self, request_id: str) -> None:
+        request = self._requests.get(request_id)
+        if request is not None:
+            self.send(request.prompt)
+
+    def retry_with_next(self, request_id: str) -> None:
+        request = self._requests.get(request_id)
+        if request is None:
+            return
+        rest = self._chain_after(request)
+        if not rest:
+            self._say("There is no next provider in this chat's chain.")
+            return
+        try:
+            self.session.submit(request.prompt, chain=rest)
+        except (QueueFull, SessionClosed) as error:
+            self._say(str(error))
+
+    def edit_chain(self) -> None:
+        available = [
+            (status.id, status.display_name) for status in self.engine.manager.snapshot().providers
+        ]
+        editor = ChainEditor(self.session.chain, available, self)
+        editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        editor.accepted.connect(lambda: self.set_chain(editor.chain()))
+        editor.open()
+
+    def set_chain(self, chain: list[str]) -> None:
+        if not chain:
+            self._say("A chat needs at least one provider; the chain was not changed.")
+            return
+        if tuple(chain) != self.session.chain:
+            self.session.chain = tuple(chain)
+            self._show_chain()
+            self.view.add_notice(f"Provider chain: {' → '.join(chain)}")
+
+    def rename(self, title: str) -> None:
+        title = " ".join(title.split())
+        if title:
+            self._renamed = True
+            self._set_title(title)
+
+    async def aclose(self) -> None:
+        """Cancel this tab's requests and close its session."""
+        self._bridge.detach()
+        await self.engine.close_session(self.session)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the session is answering or has messages waiting."""
+        return self.session.busy
+
+    @property
+    def settled(self) -> bool:
+        """Idle, and everything that happened is on screen."""
+        return not self.session.busy and not self._bridge.pending
+
+    # Engine events, once per frame
+
+    def _apply(self, batch: list[UiEvent]) -> None:
+        for event in batch:
+            request = event.request
+            match event.kind:
+                case EventKind.QUEUED:
+                    self._requests[request.id] = request
+                    self.queue.add(request.id, request.prompt)
+                case EventKind.STARTED:
+                    self.queue.remove(request.id)
+                    if not self._renamed and self.title == NEW_CHAT_TITLE:
+                        self._set_title(preview(request.prompt, _TITLE_LENGTH))
+                    self.view.add_user_message(f"{request.id}/question", request.prompt)
+                    self.view.begin_answer(request.id)
+                case EventKind.PHASE:
+                    self.view.set_answer_note(request.id, self._note(request))
+                case EventKind.CHUNK:
+                    self.view.append_text(request.id, event.text)
+                case EventKind.FINISHED:
+                    self._finished(request)
+        self._update_busy()
+
+    def _finished(self, request: Request) -> None:
+        self.queue.remove(request.id)
+        reply = request.result()
+        if reply.status is Status.CANCELLED:
+            return
+        self.view.finish_answer(
+            request.id,
+            status=reply.status.value,
+            text=reply.text,
+            provider=self._provider_name(reply.provider_id),
+            first_chunk_seconds=reply.first_chunk_seconds,
+            chars_per_second=reply.chars_per_second,
+            error=reply.error,
+            can_retry_next=bool(self._chain_after(request)),
+        )
+
+    def _note(self, request: Request) -> str:
+        name = self._provider_name(request.provider_id) or "a provider"
+        if request.phase is Phase.WAITING:
+            return f"waiting for a free slot on {name}…"
+        if request.phase is Phase.STREAMING and not request.chunks:
+            return request.progress or f"asking {name}…"
+        return ""
+
+    def _provider_name(self, provider_id: str | None) -> str | None:
+        if provider_id is None:
+            return None
+        if provider_id in self.engine.manager.provider_ids:
+            return self.engine.manager.provider(provider_id).display_name
+        return provider_id
+
+    def _chain_after(self, request: Request) -> tuple[str, ...]:
+        chain = request.chain or self.session.chain
+        tried = [attempt.provider_id for attempt in request.attempts]
+        last = request.provider_id or (tried[-1] if tried else None)
+        if last not in chain:
+            return chain
+        return chain[chain.index(last) + 1 :]
+
+    def _update_busy(self) -> None:
+        busy = self.session.busy
+        self.stop_button.setEnabled(self.session.running is not None)
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    def _persona_chosen(self, index: int) -> None:
+        persona = self.engine.personas.get(self.persona_picker.itemData(index))
+        if persona is not None and persona != self.session.persona:
+            self.session.persona = persona
+            self.view.add_notice(f"Persona: {persona.name} — from the next message on")
+
+    def _show_chain(self) -> None:
+        self.chain_button.setText("Chain: " + " → ".join(self.session.chain))
+
+    def _set_title(self, title: str) -> None:
+        self.title = title
+        self.title_changed.emit(title)
+
+    def _say(self, message: str) -> None:
+        self.notice.setText(message)
+        self.notice.setVisible(bool(message))

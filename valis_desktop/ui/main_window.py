@@ -1,0 +1,218 @@
+"""The main window: a tab per chat, the status panel, menus and shortcuts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QInputDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTabWidget,
+    QToolButton,
+    QWidget,
+)
+
+from valis_desktop.core.engine import Engine
+from valis_desktop.ui.chat_tab import ChatTab
+from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
+
+APP_TITLE = "Valis Desktop"
+
+
+class MainWindow(QMainWindow):
+    shutdown_finished = Signal()
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        default_chain: Sequence[str],
+        safe_mode: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.default_chain = tuple(default_chain)
+        self.setWindowTitle(APP_TITLE + (" — safe mode" if safe_mode else ""))
+        self.resize(1200, 800)
+        self.setMinimumSize(640, 420)
+        self._closing_tabs: set[asyncio.Task[None]] = set()
+        self._shutdown: asyncio.Task[None] | None = None
+        self._shut_down = False
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setAccessibleName("Chats")
+        self.tabs.setTabsClosable(True)
+        self.tabs.setMovable(True)
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabCloseRequested.connect(self.request_close_tab)
+        self.tabs.currentChanged.connect(self._tab_switched)
+        self.tabs.tabBar().tabBarDoubleClicked.connect(self.rename_tab)
+        new_tab = QToolButton(self.tabs)
+        new_tab.setText("+")
+        new_tab.setAccessibleName("New chat")
+        new_tab.setToolTip("New chat (Ctrl+T)")
+        new_tab.setAutoRaise(True)
+        new_tab.clicked.connect(self.new_tab)
+        self.tabs.setCornerWidget(new_tab, Qt.Corner.TopRightCorner)
+        self.setCentralWidget(self.tabs)
+
+        self.status_panel = StatusPanel(self)
+        self.status_panel.reset_requested.connect(engine.manager.reset)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.status_panel)
+        self.status_refresher = StatusRefresher(engine.manager, self.tab_titles, self.status_panel)
+        self._build_menus()
+        self.new_tab()
+
+    # Tabs
+
+    @property
+    def chat_tabs(self) -> list[ChatTab]:
+        return [self.tabs.widget(i) for i in range(self.tabs.count())]  # type: ignore[misc]
+
+    def current_tab(self) -> ChatTab | None:
+        widget = self.tabs.currentWidget()
+        return widget if isinstance(widget, ChatTab) else None
+
+    def tab_titles(self) -> dict[str, str]:
+        return {tab.session.id: tab.title for tab in self.chat_tabs}
+
+    def new_tab(self) -> ChatTab:
+        session = self.engine.open_session(chain=self.default_chain)
+        tab = ChatTab(self.engine, session, self.tabs)
+        index = self.tabs.addTab(tab, tab.title)
+        tab.title_changed.connect(lambda _title, tab=tab: self._show_title(tab))
+        tab.busy_changed.connect(lambda _busy, tab=tab: self._show_title(tab))
+        self.tabs.setCurrentIndex(index)
+        tab.setFocus()
+        return tab
+
+    def request_close_tab(self, index: int) -> None:
+        """Close a tab; a busy one asks first, since closing cancels its requests."""
+        tab = self.tabs.widget(index)
+        if not isinstance(tab, ChatTab):
+            return
+        if not tab.busy:
+            self.close_tab(tab)
+            return
+        self._confirm(
+            f"“{tab.title}” is still answering",
+            "Closing it stops the answer and cancels its queued messages.",
+            "Close chat",
+            lambda: self.close_tab(tab),
+        )
+
+    def close_tab(self, tab: ChatTab) -> None:
+        index = self.tabs.indexOf(tab)
+        if index < 0:
+            return
+        self.tabs.removeTab(index)
+        task = asyncio.ensure_future(tab.aclose())
+        self._closing_tabs.add(task)
+        task.add_done_callback(self._closing_tabs.discard)
+        task.add_done_callback(lambda _task: tab.deleteLater())
+        if self.tabs.count() == 0 and not self._shut_down and self._shutdown is None:
+            self.new_tab()
+
+    def rename_tab(self, index: int) -> None:
+        tab = self.tabs.widget(index)
+        if not isinstance(tab, ChatTab):
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Rename chat")
+        dialog.setLabelText("Name of this chat:")
+        dialog.setTextValue(tab.title)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.textValueSelected.connect(tab.rename)
+        dialog.open()
+
+    def cycle_tabs(self, step: int) -> None:
+        count = self.tabs.count()
+        if count:
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
+
+    # Shutdown: stop the sessions, close the providers, then let the window close.
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._shut_down:
+            event.accept()
+            return
+        event.ignore()
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self.shutdown())
+
+    async def shutdown(self) -> None:
+        """Stop every chat, close the providers, then close the window."""
+        self.status_refresher.stop()
+        for tab in self.chat_tabs:
+            self.tabs.removeTab(self.tabs.indexOf(tab))
+            await tab.aclose()
+        if self._closing_tabs:
+            await asyncio.wait(set(self._closing_tabs))
+        await self.engine.aclose()
+        self._shut_down = True
+        self.close()
+        self.shutdown_finished.emit()
+
+    # Helpers
+
+    def _build_menus(self) -> None:
+        chat = self.menuBar().addMenu("&Chat")
+        self._action(chat, "&New chat", QKeySequence.StandardKey.AddTab, self.new_tab)
+        self._action(
+            chat,
+            "&Close chat",
+            QKeySequence.StandardKey.Close,
+            lambda: self.request_close_tab(self.tabs.currentIndex()),
+        )
+        self._action(chat, "&Rename chat…", "F2", lambda: self.rename_tab(self.tabs.currentIndex()))
+        chat.addSeparator()
+        self._action(chat, "Ne&xt chat", "Ctrl+Tab", lambda: self.cycle_tabs(1))
+        self._action(chat, "Pre&vious chat", "Ctrl+Shift+Tab", lambda: self.cycle_tabs(-1))
+        chat.addSeparator()
+        self._action(chat, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        view = self.menuBar().addMenu("&View")
+        toggle = self.status_panel.toggleViewAction()
+        toggle.setText("&Status panel")
+        toggle.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        view.addAction(toggle)
+
+    def _action(
+        self,
+        menu: QMenu,
+        text: str,
+        shortcut: str | QKeySequence.StandardKey,
+        slot: Callable[[], object],
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _confirm(self, text: str, detail: str, accept: str, on_accept: Callable[[], None]) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, APP_TITLE, text, parent=self)
+        box.setInformativeText(detail)
+        yes = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(yes)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda button: on_accept() if button is yes else None)
+        box.open()
+
+    def _show_title(self, tab: ChatTab) -> None:
+        index = self.tabs.indexOf(tab)
+        if index >= 0:
+            self.tabs.setTabText(index, ("● " if tab.busy else "") + tab.title)
+            self.tabs.setTabToolTip(index, tab.title)
+
+    def _tab_switched(self, index: int) -> None:
+        tab = self.tabs.widget(index)
+        if isinstance(tab, ChatTab):
+            tab.setFocus()
