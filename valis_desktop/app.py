@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
+from pathlib import Path
 
 import qasync  # type: ignore[import-untyped]
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from valis_desktop import __version__
@@ -23,21 +26,34 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(__version__)
     app.setOrganizationName("Valis Desktop")
     app.setDesktopFileName("valis-desktop")
+    # The window's shutdown (stop chats, close providers) decides when the loop ends.
+    app.setQuitOnLastWindowClosed(False)
     return app
 
 
-async def run_window(engine: Engine, *, safe_mode: bool) -> None:
+async def run_window(engine: Engine, *, safe_mode: bool, exit_when_shown: bool = False) -> None:
     """Show the main window and return once it has shut down in order."""
     window = MainWindow(engine, default_chain=DEFAULT_CHAIN, safe_mode=safe_mode)
     finished = asyncio.Event()
     window.shutdown_finished.connect(finished.set)
     window.show()
+    if exit_when_shown:
+        QTimer.singleShot(0, lambda: _report_shown(window))
     await finished.wait()
 
 
-def run_app(*, safe_mode: bool) -> int:
+def _report_shown(window: MainWindow) -> None:
+    """For measuring start-up: the moment the first frame is up, and the memory it took."""
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    rss = next((int(line.split()[1]) / 1024 for line in lines if "VmRSS" in line), float("nan"))
+    print(f"shown at={time.perf_counter():.6f} rss_mb={rss:.1f}", flush=True)
+    window.close()
+
+
+def run_app(*, safe_mode: bool, exit_when_shown: bool = False) -> int:
     """Start the desktop application; returns its exit status."""
     create_application()
     engine = Engine.start(safe_mode=safe_mode)
-    qasync.run(run_window(engine, safe_mode=safe_mode))
+    qasync.run(run_window(engine, safe_mode=safe_mode, exit_when_shown=exit_when_shown))
     return 0

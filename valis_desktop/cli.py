@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"load built-in plugins only (also: {SAFE_MODE_ENV}=1)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
+    # For bench/gui.py: report when the window is up, then quit.
+    parser.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", description="without a command, the window opens"
     )
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         from valis_desktop.app import run_app  # Qt loads only for the window
 
-        return run_app(safe_mode=safe_mode)
+        return run_app(safe_mode=safe_mode, exit_when_shown=args.exit_when_shown)
     engine = Engine.start(safe_mode=safe_mode)
     for record in engine.host.records.values():
         if record.state is PluginState.QUARANTINED:

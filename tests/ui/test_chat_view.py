@@ -14,9 +14,6 @@ from pytestqt.qtbot import QtBot
 
 from valis_desktop.ui.chat_view import ChatView, HistoryItem
 
-# The offscreen platform cannot size windows to their hints; it says so on every show().
-pytestmark = pytest.mark.qt_log_ignore(r"^This plugin does not support propagateSizeHints\(\)$")
-
 CODE = (
     'def greet(name: str) -> str:\n    return f"Hello, {name}!"  # friendly\n\nprint(greet("Ada"))'
 )

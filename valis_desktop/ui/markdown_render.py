@@ -28,7 +28,7 @@ from pygments.styles import get_style_by_name
 from pygments.token import _TokenType
 from pygments.util import ClassNotFound
 
-__all__ = ["CodeTheme", "RenderedMarkdown", "render_markdown"]
+__all__ = ["CodeTheme", "RenderedMarkdown", "highlight", "render_markdown"]
 
 # Past this size a code block is shown without colours: lexing is linear but pure Python.
 _HIGHLIGHT_LIMIT = 40_000
