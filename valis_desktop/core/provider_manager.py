@@ -95,6 +95,8 @@ class RequestStatus:
     elapsed: float
     first_chunk_seconds: float | None
     chars: int
+    progress: str = ""
+    """The provider's latest progress note before text arrives ("loading model…")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +435,7 @@ def _request_status(request: Request, now: float) -> RequestStatus:
         prompt=request.prompt,
         provider_id=request.provider_id,
         phase=request.phase,
+        progress=request.progress,
         elapsed=now - (started if started is not None else request.submitted_at),
         first_chunk_seconds=(
             None
