@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QInputDialog,
+    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.status_panel)
         self.status_refresher = StatusRefresher(engine.manager, self.tab_titles, self.status_panel)
         self._build_menus()
+        self._report_plugins(safe_mode)
         self.new_tab()
 
     # Tabs
@@ -205,6 +207,16 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.buttonClicked.connect(lambda button: on_accept() if button is yes else None)
         box.open()
+
+    def _report_plugins(self, safe_mode: bool) -> None:
+        broken = self.engine.host.quarantined
+        notes = ["Safe mode: built-in plugins only."] if safe_mode else []
+        notes += [f"Plugin “{r.name}” was not loaded: {r.error_summary}" for r in broken]
+        if notes:
+            label = QLabel("  ".join(notes), self)
+            label.setAccessibleName("Plugin problems")
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            self.statusBar().addWidget(label, 1)
 
     def _show_title(self, tab: ChatTab) -> None:
         index = self.tabs.indexOf(tab)
