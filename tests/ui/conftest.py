@@ -19,8 +19,10 @@ from pytestqt.qtbot import QtBot
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def qloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
+    # Per module, not per session: asyncio tests collected after the UI tests need the
+    # running-loop slot back.
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
     yield loop

@@ -374,6 +374,7 @@ class ProviderManager:
                         elif isinstance(item, Progress):
                             if first_chunk_at is None:
                                 request._set_progress(item.message)
+                                self._request_changed(request)
                                 deadline.extend(config.first_chunk_timeout)
                         else:
                             raise MalformedStream(

@@ -53,7 +53,7 @@ def _answer(request: ChatRequest) -> Script:
     return Script(chunks=STREAMING_CHUNKS, hang_after=len(STREAMING_CHUNKS))
 
 
-async def render(path: str) -> None:
+async def render(path: str, width: int, height: int) -> None:
     demo = ScriptedProvider(
         id="demo", display_name="Demo model", default_concurrency=4, default=_answer
     )
@@ -64,7 +64,7 @@ async def render(path: str) -> None:
         manager.add_provider(provider, plugin=plugin)
     engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT})
     window = MainWindow(engine, default_chain=("flaky", "demo", "fallback"))
-    window.resize(1280, 800)
+    window.resize(width, height)
     window.show()
 
     first = window.current_tab()
@@ -113,9 +113,11 @@ async def _shutdown(window: MainWindow) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="the PNG file to write")
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     args = parser.parse_args(argv)
+    width, height = (int(part) for part in args.size.split("x"))
     create_application()
-    qasync.run(render(args.path))
+    qasync.run(render(args.path, width, height))
     return 0
 
 

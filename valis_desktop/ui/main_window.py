@@ -65,7 +65,8 @@ class MainWindow(QMainWindow):
 
         self.status_panel = StatusPanel(self)
         self.status_panel.reset_requested.connect(engine.manager.reset)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.status_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.status_panel)
+        self.resizeDocks([self.status_panel], [270], Qt.Orientation.Vertical)
         self.status_refresher = StatusRefresher(engine.manager, self.tab_titles, self.status_panel)
         self._build_menus()
         self._report_plugins(safe_mode)

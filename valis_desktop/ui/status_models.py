@@ -34,17 +34,23 @@ _TOOLTIP = Qt.ItemDataRole.ToolTipRole
 _ALIGN = Qt.ItemDataRole.TextAlignmentRole
 _BACKGROUND = Qt.ItemDataRole.BackgroundRole
 _FONT = Qt.ItemDataRole.FontRole
+_DECORATION = Qt.ItemDataRole.DecorationRole
 _NUMBER_ALIGNMENT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _TEXT_ALIGNMENT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 _DASH = "—"
 
-# Translucent tints: blended over the view's base colour they stay readable with the palette's
-# own text colour, light or dark. The state is always spelled out too.
+# Each state's colour, as a solid swatch before the text (it stays visible on a selected row)
+# and as a translucent tint of the cell: blended over the view's base colour, the tint stays
+# readable with the palette's own text colour, light or dark. The state is always spelled out.
+STATE_COLOURS: Mapping[BreakerState, QColor] = {
+    BreakerState.CLOSED: QColor(46, 160, 67),
+    BreakerState.HALF_OPEN: QColor(52, 120, 246),
+    BreakerState.OPEN: QColor(236, 160, 0),
+    BreakerState.NEEDS_ATTENTION: QColor(220, 48, 48),
+}
 STATE_TINTS: Mapping[BreakerState, QColor] = {
-    BreakerState.CLOSED: QColor(46, 160, 67, 56),
-    BreakerState.HALF_OPEN: QColor(52, 120, 246, 72),
-    BreakerState.OPEN: QColor(236, 160, 0, 96),
-    BreakerState.NEEDS_ATTENTION: QColor(220, 48, 48, 96),
+    state: QColor(colour.red(), colour.green(), colour.blue(), 72)
+    for state, colour in STATE_COLOURS.items()
 }
 
 _STATE_TOOLTIPS: Mapping[BreakerState, str] = {
@@ -259,6 +265,8 @@ class ProvidersModel(_StatusTableModel):
         if column == self.STATE:
             if role == _BACKGROUND:
                 return STATE_TINTS[status.state]
+            if role == _DECORATION:
+                return STATE_COLOURS[status.state]
             if role == _FONT and status.state is BreakerState.NEEDS_ATTENTION:
                 return self._bold
         return None
@@ -360,7 +368,7 @@ class RequestsModel(_StatusTableModel):
             case self.PROVIDER:
                 return entry.provider_name or _DASH
             case self.PHASE:
-                note = _progress(status)
+                note = status.progress
                 return f"{status.phase} · {note}" if note else str(status.phase)
             case self.ELAPSED:
                 return format_whole_seconds(status.elapsed)
@@ -375,7 +383,7 @@ class RequestsModel(_StatusTableModel):
             case self.PROVIDER:
                 return status.provider_id or "No provider has taken it yet."
             case self.PHASE:
-                return _progress(status) or _PHASE_TOOLTIPS[status.phase]
+                return status.progress or _PHASE_TOOLTIPS[status.phase]
             case self.ELAPSED:
                 if status.first_chunk_seconds is None:
                     return f"{format_duration(status.elapsed)}; no text yet."
@@ -420,8 +428,3 @@ def _percentiles_tip(p50: float | None, p95: float | None) -> str:
     if p50 is None:
         return "No answer yet."
     return f"Median {format_duration(p50)}, 95th percentile {format_duration(p95)}."
-
-
-def _progress(status: RequestStatus) -> str:
-    # ``progress`` is read defensively: older snapshots of the engine do not carry it.
-    return str(getattr(status, "progress", "") or "")

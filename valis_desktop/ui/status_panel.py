@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -49,6 +49,7 @@ _REQUEST_SAMPLES = {
 }
 _MAX_NAME_CHARS = 26
 _CELL_MARGIN = 5
+_SWATCH = 10
 _CELL_PADDING = 2 * _CELL_MARGIN + 8
 
 
@@ -107,6 +108,9 @@ class StatusPanel(QDockWidget):
         self.providers_view.setAccessibleDescription(
             "Each provider's breaker state, load, answers, failures, latency and last error."
         )
+        self.providers_view.setIconSize(QSize(_SWATCH, _SWATCH))  # the state's colour swatch
+        state_width = self.providers_view.columnWidth(ProvidersModel.STATE)
+        self.providers_view.setColumnWidth(ProvidersModel.STATE, state_width + _SWATCH + 6)
         self.providers_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.providers_view.addAction(self.reset_action)
         self.requests_label = QLabel()
