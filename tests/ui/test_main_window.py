@@ -229,3 +229,49 @@ def test_closing_the_window_while_two_tabs_stream_shuts_down_cleanly(
     assert provider.active == 0
     assert all(r.result().status is Status.STOPPED for tab in tabs for r in requests_of(tab))
     assert window.engine.sessions == []
+
+
+def test_keyboard_opens_cycles_renames_and_closes_chats(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    window = make_window(ScriptedProvider(id="p"))
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow())
+    tab = window.current_tab()
+    assert tab is not None
+    qtbot.keyClick(tab.composer, Qt.Key.Key_T, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.count() == 2 and window.tabs.currentIndex() == 1
+    qtbot.waitUntil(lambda: window.focusWidget() is window.chat_tabs[1].composer)
+
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Tab, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == 0
+    qtbot.keyClick(
+        window.focusWidget(),
+        Qt.Key.Key_Backtab,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    assert window.tabs.currentIndex() == 1
+
+    window.chat_tabs[1].rename("  Holiday   plans ")
+    assert window.tabs.tabText(1) == "Holiday plans"
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.tabs.count() == 1 and not window._closing_tabs)
+    assert window.chat_tabs[0] is tab
+
+
+def test_a_full_queue_says_so_and_keeps_the_text(qtbot: QtBot, make_window: MakeWindow) -> None:
+    gate = asyncio.Event()
+    window = make_window(ScriptedProvider(id="p", default=lambda r: Script(gate=gate)))
+    tab = window.current_tab()
+    assert tab is not None
+    tab.session.max_queue = 1
+    type_and_send(qtbot, tab, "first")
+    qtbot.waitUntil(lambda: tab.session.running is not None)
+    type_and_send(qtbot, tab, "second")
+    type_and_send(qtbot, tab, "third")
+
+    assert tab.notice.isVisible()
+    assert "already waiting" in tab.notice.text()
+    assert tab.composer.toPlainText() == "third"
+    gate.set()
+    qtbot.waitUntil(lambda: tab.settled)

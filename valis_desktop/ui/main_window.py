@@ -166,11 +166,11 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         chat = self.menuBar().addMenu("&Chat")
-        self._action(chat, "&New chat", QKeySequence.StandardKey.AddTab, self.new_tab)
+        self._action(chat, "&New chat", "Ctrl+T", self.new_tab)
         self._action(
             chat,
             "&Close chat",
-            QKeySequence.StandardKey.Close,
+            "Ctrl+W",
             lambda: self.request_close_tab(self.tabs.currentIndex()),
         )
         self._action(chat, "&Rename chat…", "F2", lambda: self.rename_tab(self.tabs.currentIndex()))
@@ -178,7 +178,7 @@ class MainWindow(QMainWindow):
         self._action(chat, "Ne&xt chat", "Ctrl+Tab", lambda: self.cycle_tabs(1))
         self._action(chat, "Pre&vious chat", "Ctrl+Shift+Tab", lambda: self.cycle_tabs(-1))
         chat.addSeparator()
-        self._action(chat, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self._action(chat, "&Quit", "Ctrl+Q", self.close)
         view = self.menuBar().addMenu("&View")
         toggle = self.status_panel.toggleViewAction()
         toggle.setText("&Status panel")
@@ -189,7 +189,7 @@ class MainWindow(QMainWindow):
         self,
         menu: QMenu,
         text: str,
-        shortcut: str | QKeySequence.StandardKey,
+        shortcut: str,
         slot: Callable[[], object],
     ) -> QAction:
         action = QAction(text, self)
