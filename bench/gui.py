@@ -38,6 +38,8 @@ from valis_desktop.ui.main_window import MainWindow
 from valis_desktop.ui.message_html import HistoryItem
 
 CHUNK = "word "
+PARAGRAPH = 100
+"""Every 100th chunk ends a paragraph (~500 characters), as model output does."""
 
 
 class Steady(Provider):
@@ -59,8 +61,8 @@ class Steady(Provider):
             await asyncio.sleep(max(0.001, 1.0 / self.rate))
             due = min(self.total, int((loop.time() - start) * self.rate) + 1)
             while sent < due:
-                yield CHUNK
                 sent += 1
+                yield CHUNK if sent % PARAGRAPH else "word\n\n"
 
 
 class LagProbe:
@@ -129,7 +131,8 @@ async def streaming_lag(tabs: int, rate: float, seconds: float) -> str:
     result = probe.stop()
     received = sum(len(r.text) for chat in chats for r in map(_last_reply, [chat]))
     await close(window)
-    expected = tabs * int(rate * seconds) * len(CHUNK)
+    total = int(rate * seconds)
+    expected = tabs * (total * len(CHUNK) + total // PARAGRAPH)
     return f"{result}   ({received:,} of {expected:,} characters shown)"
 
 
