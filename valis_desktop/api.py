@@ -39,7 +39,9 @@ __all__ = [
     "GenerationParams",
     "InvalidRequestError",
     "Message",
+    "NeedsAttentionError",
     "Persona",
+    "Progress",
     "Provider",
     "ProviderError",
     "RateLimitedError",
@@ -202,12 +204,16 @@ class RateLimitedError(ProviderError):
         self.retry_after = retry_after
 
 
-class AuthError(ProviderError):
-    """Authentication or billing failed (401, 402, 403): the user has to act.
+class NeedsAttentionError(ProviderError):
+    """The provider cannot work until the user acts: a missing model file, a wrong key.
 
     The provider is marked "needs attention" and skipped until its settings change or the user
-    resets it.
+    resets it. The message must say what to do.
     """
+
+
+class AuthError(NeedsAttentionError):
+    """Authentication or billing failed (401, 402, 403)."""
 
 
 class InvalidRequestError(ProviderError):

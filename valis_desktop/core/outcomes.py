@@ -7,8 +7,8 @@ import enum
 from dataclasses import dataclass
 
 from valis_desktop.api import (
-    AuthError,
     InvalidRequestError,
+    NeedsAttentionError,
     ProviderError,
     RateLimitedError,
     TransientError,
@@ -53,7 +53,7 @@ def classify(error: BaseException, plugin: str) -> Classified:
     """Map an exception raised while streaming from a provider to an outcome."""
     if isinstance(error, RateLimitedError):
         return Classified(Outcome.RATE_LIMITED, error.message, error.retry_after)
-    if isinstance(error, AuthError):
+    if isinstance(error, NeedsAttentionError):
         return Classified(Outcome.NEEDS_ATTENTION, error.message)
     if isinstance(error, InvalidRequestError):
         return Classified(Outcome.INVALID_REQUEST, error.message)
