@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Callable
-from typing import TypeAlias
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeAlias
 
 import pluggy
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +41,7 @@ __all__ = [
     "Message",
     "NeedsAttentionError",
     "Persona",
+    "PluginContext",
     "Progress",
     "Provider",
     "ProviderError",
@@ -224,11 +225,42 @@ RegisterProvider: TypeAlias = Callable[[Provider], None]
 RegisterPersona: TypeAlias = Callable[[Persona], None]
 
 
+class PluginContext:
+    """What a plugin's hooks know of the user's configuration.
+
+    ``settings`` is the plugin's own table of the settings file (``[plugins.<name>]``), as the
+    user wrote it: validate it yourself (a pydantic model is the easy way) and report what is
+    wrong with ``problem`` instead of raising, so that the rest of your plugin still loads.
+    Secrets (API keys) live in the operating system's keychain, never in the settings file:
+    ``secret(name)`` reads one, or returns ``None`` when it is not set or no keychain exists.
+    """
+
+    def __init__(
+        self,
+        plugin: str,
+        settings: Mapping[str, Any],
+        secret: Callable[[str], str | None],
+        problem: Callable[[str], None],
+    ) -> None:
+        self.plugin = plugin
+        self.settings = settings
+        self._secret = secret
+        self._problem = problem
+
+    def secret(self, name: str) -> str | None:
+        """The secret ``name`` of this plugin (e.g. an instance's API key), if set."""
+        return self._secret(name)
+
+    def problem(self, message: str) -> None:
+        """Tell the user about a configuration problem; say where it is and how to fix it."""
+        self._problem(message)
+
+
 class HookSpecs:
     """The hooks a plugin may implement. Implementations may accept a subset of the arguments."""
 
     @hookspec
-    def register_providers(self, register: RegisterProvider) -> None:
+    def register_providers(self, register: RegisterProvider, context: PluginContext) -> None:
         """Call ``register(provider)`` once for every provider this plugin offers."""
 
     @hookspec

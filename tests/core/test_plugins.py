@@ -111,3 +111,20 @@ async def test_a_plugin_raising_while_streaming_counts_against_it(
     assert "plugin 'raising_provider'" in caplog.records[0].getMessage()
     caplog.clear()
     await engine.aclose()
+
+
+def test_plugins_get_their_settings_secrets_and_report_problems(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = {"configured": {"instances": [{"id": "one"}, {"name": "no id"}]}}
+    secrets = {("configured", "one"): "s3cret"}
+    host, manager = load(
+        "configured", settings=settings, secrets=lambda plugin, name: secrets.get((plugin, name))
+    )
+    assert "one" in manager.provider_ids
+    assert manager.provider("one").display_name == "key=s3cret"
+    record = host.records["configured"]
+    assert record.state is PluginState.LOADED
+    assert record.problems == ["an instance without an id was skipped: {'name': 'no id'}"]
+    assert "instance without an id" in caplog.records[0].getMessage()
+    caplog.clear()

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import EntryPoint, entry_points
@@ -21,7 +21,14 @@ from typing import Any
 
 import pluggy
 
-from valis_desktop.api import ENTRY_POINT_GROUP, PROJECT_NAME, HookSpecs, Persona, Provider
+from valis_desktop.api import (
+    ENTRY_POINT_GROUP,
+    PROJECT_NAME,
+    HookSpecs,
+    Persona,
+    PluginContext,
+    Provider,
+)
 from valis_desktop.core.provider_manager import ProviderManager
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,8 @@ class PluginRecord:
     """The full traceback or message of a quarantined plugin."""
     providers: list[str] = field(default_factory=list)
     personas: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Configuration problems the plugin reported (it loaded, perhaps with less)."""
 
     @property
     def error_summary(self) -> str:
@@ -80,8 +89,14 @@ class PluginHost:
         disabled: Collection[str] = (),
         builtins: dict[str, str] | None = None,
         entry_points: Iterable[EntryPoint] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        secrets: SecretReader | None = None,
     ) -> None:
+        """``settings`` maps plugin names to their tables of the settings file; ``secrets``
+        reads a plugin's secret: ``secrets(plugin, name)``."""
         self.strict = strict
+        self._settings = settings or {}
+        self._secrets = secrets or _no_secrets
         self.safe_mode = safe_mode
         self._disabled = frozenset(disabled)
         self._builtins = BUILTIN_PLUGINS if builtins is None else builtins
@@ -186,13 +201,26 @@ class PluginHost:
             ) -> None:
                 accepted.append(accept(record, item))
 
+            arguments = {"register": register, "context": self._context(record)}
             try:
-                impl.function(**{arg: register for arg in impl.argnames})
+                impl.function(**{name: arguments[name] for name in impl.argnames})
             except Exception as error:
                 self._quarantine(record, _describe(error), error)
                 continue
             results.append((record, accepted))
         return results
+
+    def _context(self, record: PluginRecord) -> PluginContext:
+        def problem(message: str) -> None:
+            log.warning("plugin %r: %s", record.name, message)
+            record.problems.append(message)
+
+        return PluginContext(
+            plugin=record.name,
+            settings=self._settings.get(record.name, {}),
+            secret=partial(self._secrets, record.name),
+            problem=problem,
+        )
 
     def _quarantine(
         self, record: PluginRecord, message: str, error: BaseException | None = None
@@ -205,6 +233,13 @@ class PluginHost:
         self.records.setdefault(record.name, record)
         if self._pm.has_plugin(record.name):
             self._pm.unregister(name=record.name)
+
+
+SecretReader = Callable[[str, str], "str | None"]
+
+
+def _no_secrets(plugin: str, name: str) -> str | None:
+    return None
 
 
 def _describe(error: BaseException) -> str:
