@@ -33,6 +33,7 @@ from valis_desktop.builtin.personas import ASSISTANT
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
+from valis_desktop.core.settings import EngineSettings, Settings
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.main_window import MainWindow
 from valis_desktop.ui.message_html import HistoryItem
@@ -101,8 +102,9 @@ def make_window(*providers: Provider) -> MainWindow:
     manager = ProviderManager(EngineConfig(global_limit=32))
     for provider in (*providers, FallbackProvider()):
         manager.add_provider(provider, plugin="bench")
-    engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT})
-    window = MainWindow(engine, default_chain=(providers[0].id,))
+    settings = Settings(engine=EngineSettings(default_chain=[providers[0].id]))
+    engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT}, settings)
+    window = MainWindow(engine)
     window.resize(1280, 800)
     window.show()
     return window

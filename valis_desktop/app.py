@@ -12,8 +12,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from valis_desktop import __version__
-from valis_desktop.core.defaults import DEFAULT_CHAIN
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.settings import load_settings
 from valis_desktop.ui.main_window import APP_TITLE, MainWindow
 
 
@@ -31,9 +31,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-async def run_window(engine: Engine, *, safe_mode: bool, exit_when_shown: bool = False) -> None:
+async def run_window(
+    engine: Engine, *, safe_mode: bool, problems: list[str], exit_when_shown: bool = False
+) -> None:
     """Show the main window and return once it has shut down in order."""
-    window = MainWindow(engine, default_chain=DEFAULT_CHAIN, safe_mode=safe_mode)
+    window = MainWindow(engine, safe_mode=safe_mode, problems=problems)
     finished = asyncio.Event()
     window.shutdown_finished.connect(finished.set)
     window.show()
@@ -54,6 +56,14 @@ def _report_shown(window: MainWindow) -> None:
 def run_app(*, safe_mode: bool, exit_when_shown: bool = False) -> int:
     """Start the desktop application; returns its exit status."""
     create_application()
-    engine = Engine.start(safe_mode=safe_mode)
-    qasync.run(run_window(engine, safe_mode=safe_mode, exit_when_shown=exit_when_shown))
+    loaded = load_settings()
+    engine = Engine.start(settings=loaded.settings, safe_mode=safe_mode)
+    qasync.run(
+        run_window(
+            engine,
+            safe_mode=safe_mode,
+            problems=loaded.problems,
+            exit_when_shown=exit_when_shown,
+        )
+    )
     return 0

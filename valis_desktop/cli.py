@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from valis_desktop import __version__
-from valis_desktop.core.defaults import DEFAULT_CHAIN
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import SAFE_MODE_ENV, PluginState, safe_mode_from_env
+from valis_desktop.core.settings import load_settings
 from valis_desktop.logs import configure_logging
 from valis_desktop.terminal_chat import run_chat
 
@@ -42,8 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--chain",
         type=_chain,
-        default=DEFAULT_CHAIN,
-        help=f"comma-separated provider ids (default: {','.join(DEFAULT_CHAIN)})",
+        help="comma-separated provider ids (default: the settings' default chain)",
     )
     chat.add_argument("--persona", help="persona id (default: assistant)")
     chat.add_argument(
@@ -64,17 +63,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from valis_desktop.app import run_app  # Qt loads only for the window
 
         return run_app(safe_mode=safe_mode, exit_when_shown=args.exit_when_shown)
-    engine = Engine.start(safe_mode=safe_mode)
+    loaded = load_settings()
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    engine = Engine.start(settings=loaded.settings, safe_mode=safe_mode)
     for record in engine.host.records.values():
         if record.state is PluginState.QUARANTINED:
             print(f"plugin {record.name!r} was not loaded: {record.error_summary}", file=sys.stderr)
+        for problem in record.problems:
+            print(f"plugin {record.name!r}: {problem}", file=sys.stderr)
     if safe_mode:
         print("Safe mode: built-in plugins only.", file=sys.stderr)
-    persona = getattr(args, "persona", None)
+    persona = args.persona
     if persona is not None and persona not in engine.personas:
         known = ", ".join(sorted(engine.personas))
         print(f"There is no persona {persona!r}. Known personas: {known}.", file=sys.stderr)
         return 2
-    chain = getattr(args, "chain", DEFAULT_CHAIN)
-    messages = getattr(args, "message", [])
+    chain = args.chain or engine.default_chain
+    messages = args.message
     return asyncio.run(run_chat(engine, chain=chain, persona_id=persona, messages=messages))

@@ -19,6 +19,7 @@ from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
 from valis_desktop.core.request import Request, Status
+from valis_desktop.core.settings import EngineSettings, Settings
 from valis_desktop.testing import Script, ScriptedProvider
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.main_window import MainWindow
@@ -42,9 +43,10 @@ def make_window(
         for provider in providers:
             manager.add_provider(provider, plugin=f"test-{provider.id}")
         manager.add_provider(FallbackProvider(), plugin="fallback")
-        engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT})
         default = chain or (*(p.id for p in providers), "fallback")
-        window = MainWindow(engine, default_chain=default)
+        settings = Settings(engine=EngineSettings(default_chain=list(default)))
+        engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT}, settings)
+        window = MainWindow(engine)
         qtbot.addWidget(window)
         window.resize(1024, 700)
         window.show()

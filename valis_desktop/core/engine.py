@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from valis_desktop.api import Persona
-from valis_desktop.core.defaults import DEFAULT_CHAIN, DEFAULT_PERSONA
+from valis_desktop.core import secrets
+from valis_desktop.core.defaults import DEFAULT_PERSONA
 from valis_desktop.core.plugins import PluginHost
-from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
+from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.session import Session
+from valis_desktop.core.settings import Settings
 
 
 @dataclass
@@ -20,31 +22,51 @@ class Engine:
     host: PluginHost
     manager: ProviderManager
     personas: dict[str, Persona]
+    settings: Settings = field(default_factory=Settings)
     sessions: list[Session] = field(default_factory=list)
 
     @classmethod
     def start(
         cls,
         *,
+        settings: Settings | None = None,
         safe_mode: bool = False,
         strict: bool = False,
-        config: EngineConfig | None = None,
         host: PluginHost | None = None,
     ) -> Engine:
-        host = host or PluginHost(safe_mode=safe_mode, strict=strict)
+        settings = settings or Settings()
+        host = host or PluginHost(
+            safe_mode=safe_mode,
+            strict=strict,
+            disabled=settings.plugins.disabled,
+            settings=settings.plugin_tables(),
+            secrets=secrets.read_secret,
+        )
         host.load()
-        manager = ProviderManager(config)
+        manager = ProviderManager(settings.engine_config())
         host.register_providers(manager)
+        for provider_id, limit in settings.provider_limits().items():
+            if provider_id in manager.provider_ids:
+                manager.set_limit(provider_id, limit)
         personas = {persona.id: persona for persona in host.personas()}
-        return cls(host, manager, personas)
+        return cls(host, manager, personas, settings)
+
+    @property
+    def default_chain(self) -> tuple[str, ...]:
+        return tuple(self.settings.engine.default_chain)
 
     def persona(self, persona_id: str | None = None) -> Persona | None:
         return self.personas.get(persona_id or DEFAULT_PERSONA)
 
     def open_session(
-        self, *, chain: Sequence[str] = DEFAULT_CHAIN, persona_id: str | None = None
+        self, *, chain: Sequence[str] | None = None, persona_id: str | None = None
     ) -> Session:
-        session = Session(self.manager, chain=chain, persona=self.persona(persona_id))
+        session = Session(
+            self.manager,
+            chain=self.default_chain if chain is None else chain,
+            persona=self.persona(persona_id),
+            max_queue=self.settings.engine.queue_limit,
+        )
         self.sessions.append(session)
         return session
 

@@ -20,6 +20,7 @@ from valis_desktop.builtin.personas import ASSISTANT
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.provider_manager import ProviderManager
+from valis_desktop.core.settings import EngineSettings, Settings
 from valis_desktop.testing import Script, ScriptedProvider
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.main_window import MainWindow
@@ -62,8 +63,9 @@ async def render(path: str, width: int, height: int) -> None:
     manager = ProviderManager()
     for provider, plugin in ((demo, "demo"), (flaky, "demo"), (FallbackProvider(), "fallback")):
         manager.add_provider(provider, plugin=plugin)
-    engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT})
-    window = MainWindow(engine, default_chain=("flaky", "demo", "fallback"))
+    settings = Settings(engine=EngineSettings(default_chain=["flaky", "demo", "fallback"]))
+    engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT}, settings)
+    window = MainWindow(engine)
     window.resize(width, height)
     window.show()
 

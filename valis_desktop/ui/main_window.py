@@ -32,13 +32,13 @@ class MainWindow(QMainWindow):
         self,
         engine: Engine,
         *,
-        default_chain: Sequence[str],
         safe_mode: bool = False,
+        problems: Sequence[str] = (),
         parent: QWidget | None = None,
     ) -> None:
+        """``problems`` are start-up problems to show (a settings file with invalid fields)."""
         super().__init__(parent)
         self.engine = engine
-        self.default_chain = tuple(default_chain)
         self.setWindowTitle(APP_TITLE + (" — safe mode" if safe_mode else ""))
         self.resize(1200, 800)
         self.setMinimumSize(640, 420)
@@ -69,7 +69,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.status_panel], [270], Qt.Orientation.Vertical)
         self.status_refresher = StatusRefresher(engine.manager, self.tab_titles, self.status_panel)
         self._build_menus()
-        self._report_plugins(safe_mode)
+        self._report_problems(safe_mode, problems)
         self.new_tab()
 
     # Tabs
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         return {tab.session.id: tab.title for tab in self.chat_tabs}
 
     def new_tab(self) -> ChatTab:
-        session = self.engine.open_session(chain=self.default_chain)
+        session = self.engine.open_session()
         tab = ChatTab(self.engine, session, self.tabs)
         index = self.tabs.addTab(tab, tab.title)
         tab.title_changed.connect(lambda _title, tab=tab: self._show_title(tab))
@@ -209,10 +209,13 @@ class MainWindow(QMainWindow):
         box.buttonClicked.connect(lambda button: on_accept() if button is yes else None)
         box.open()
 
-    def _report_plugins(self, safe_mode: bool) -> None:
-        broken = self.engine.host.quarantined
+    def _report_problems(self, safe_mode: bool, problems: Sequence[str]) -> None:
         notes = ["Safe mode: built-in plugins only."] if safe_mode else []
-        notes += [f"Plugin “{r.name}” was not loaded: {r.error_summary}" for r in broken]
+        notes += problems
+        for record in self.engine.host.records.values():
+            if record.error:
+                notes.append(f"Plugin “{record.name}” was not loaded: {record.error_summary}")
+            notes += [f"Plugin “{record.name}”: {problem}" for problem in record.problems]
         if notes:
             label = QLabel("  ".join(notes), self)
             label.setAccessibleName("Plugin problems")

@@ -1,0 +1,83 @@
+"""The settings file: a bad field never resets the rest, and the file is left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugins import PluginHost
+from valis_desktop.core.settings import Settings, load_settings
+
+GOOD = """
+[engine]
+global_limit = 4
+default_chain = ["fallback"]
+
+[engine.breaker]
+failure_threshold = 5
+
+[providers.fallback]
+limit = 2
+
+[plugins]
+disabled = ["nothing"]
+
+[plugins.openai]
+instances = [{ id = "ollama" }]
+"""
+
+
+def test_a_missing_file_gives_the_defaults(tmp_path: Path) -> None:
+    loaded = load_settings(tmp_path / "settings.toml")
+    assert loaded.settings == Settings()
+    assert loaded.problems == []
+
+
+def test_a_valid_file_configures_the_engine(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(GOOD)
+    settings = load_settings(path).settings
+
+    config = settings.engine_config()
+    assert config.global_limit == 4
+    assert config.breaker.failure_threshold == 5
+    assert settings.plugin_tables() == {"openai": {"instances": [{"id": "ollama"}]}}
+    engine = Engine.start(settings=settings, host=PluginHost(entry_points=[]))
+    assert engine.default_chain == ("fallback",)
+    assert engine.manager.snapshot().providers[0].limit == 2
+    assert engine.open_session().chain == ("fallback",)
+
+
+def test_an_invalid_field_falls_back_alone_and_the_file_is_untouched(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "settings.toml"
+    text = GOOD.replace("global_limit = 4", "global_limit = 0\ngap_timeout = 'soon'\ncolour = 1")
+    path.write_text(text)
+
+    loaded = load_settings(path)
+
+    engine = loaded.settings.engine
+    assert engine.global_limit == 10 and engine.gap_timeout == 60.0  # defaults for the bad ones
+    assert engine.default_chain == ["fallback"]  # the good ones kept
+    assert engine.breaker.failure_threshold == 5
+    problems = "\n".join(loaded.problems)
+    assert "engine.global_limit: Input should be greater than or equal to 1 (found 0)" in problems
+    assert "engine.gap_timeout" in problems and "engine.colour" in problems
+    assert path.read_text() == text
+    assert len(caplog.records) == 3
+    caplog.clear()
+
+
+def test_a_broken_file_is_reported_and_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text("[engine\nglobal_limit = ")
+    loaded = load_settings(path)
+    assert loaded.settings == Settings()
+    assert "could not be read" in loaded.problems[0]
+    assert path.read_text() == "[engine\nglobal_limit = "
+    caplog.clear()
