@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeAlias
 
 import pluggy
@@ -36,6 +36,8 @@ __all__ = [
     "PROJECT_NAME",
     "AuthError",
     "ChatRequest",
+    "ConnectionCheck",
+    "ConnectionTester",
     "GenerationParams",
     "InvalidRequestError",
     "Message",
@@ -48,7 +50,9 @@ __all__ = [
     "RateLimitedError",
     "RegisterPersona",
     "RegisterProvider",
+    "RegisterSettingsForm",
     "Role",
+    "SettingsForm",
     "StreamItem",
     "TransientError",
     "Usage",
@@ -256,6 +260,56 @@ class PluginContext:
         self._problem(message)
 
 
+class ConnectionCheck(BaseModel):
+    """The result of a settings form's "Test connection"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    message: str
+    """What happened, for the user: "Connected: 12 models, answered in 0.4 s", or the error."""
+    models: tuple[str, ...] = ()
+    """Models the server offers, for the instance's model field to suggest."""
+
+
+ConnectionTester: TypeAlias = Callable[[BaseModel, str | None], Awaitable[ConnectionCheck]]
+"""Checks one configured instance (and its secret, if any) against its server."""
+
+
+class SettingsForm:
+    """How the Settings dialog edits a plugin's provider instances.
+
+    The user's instances live in the settings file as ``[[plugins.<plugin>.instances]]``
+    tables; ``instance_model`` (a pydantic model) validates one, and the dialog builds its
+    form from the model's fields: their titles, descriptions, types and defaults. An ``id``
+    field is required: it becomes the provider id. ``secret_field`` names the one value kept
+    in the keychain instead of the file (an API key), under the instance's id; the plugin reads
+    it with ``context.secret(instance_id)``.
+    """
+
+    def __init__(
+        self,
+        plugin: str,
+        title: str,
+        instance_model: type[BaseModel],
+        *,
+        description: str = "",
+        secret_field: str | None = None,
+        test_connection: ConnectionTester | None = None,
+    ) -> None:
+        if "id" not in instance_model.model_fields:
+            raise ValueError(f"{instance_model.__name__} needs an 'id' field")
+        self.plugin = plugin
+        self.title = title
+        self.instance_model = instance_model
+        self.description = description
+        self.secret_field = secret_field
+        self.test_connection = test_connection
+
+
+RegisterSettingsForm: TypeAlias = Callable[[SettingsForm], None]
+
+
 class HookSpecs:
     """The hooks a plugin may implement. Implementations may accept a subset of the arguments."""
 
@@ -266,3 +320,8 @@ class HookSpecs:
     @hookspec
     def register_personas(self, register: RegisterPersona) -> None:
         """Call ``register(persona)`` for every persona this plugin ships."""
+
+    @hookspec
+    def register_settings_forms(self, register: RegisterSettingsForm) -> None:
+        """Call ``register(SettingsForm(...))`` to let users add and edit your provider
+        instances in the Settings dialog."""

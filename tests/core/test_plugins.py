@@ -128,3 +128,12 @@ def test_plugins_get_their_settings_secrets_and_report_problems(
     assert record.problems == ["an instance without an id was skipped: {'name': 'no id'}"]
     assert "instance without an id" in caplog.records[0].getMessage()
     caplog.clear()
+
+
+async def test_plugins_register_settings_forms() -> None:
+    host, _ = load("configured", "good")
+    [form] = host.settings_forms()
+    assert (form.plugin, form.title, form.secret_field) == ("configured", "Configured", "key")
+    assert form.test_connection is not None
+    check = await form.test_connection(form.instance_model(id="x"), "secret")
+    assert check.ok and check.models == ("m1",)

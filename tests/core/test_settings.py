@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import PluginHost
-from valis_desktop.core.settings import Settings, load_settings
+from valis_desktop.core.settings import Settings, load_settings, read_raw, save_settings
 
 GOOD = """
 [engine]
@@ -81,3 +82,14 @@ def test_a_broken_file_is_reported_and_left_alone(
     assert "could not be read" in loaded.problems[0]
     assert path.read_text() == "[engine\nglobal_limit = "
     caplog.clear()
+
+
+def test_saving_validates_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "settings.toml"
+    raw = {"engine": {"global_limit": 3}, "plugins": {"openai": {"instances": [{"id": "x"}]}}}
+    save_settings(raw, path)
+    assert read_raw(path) == raw
+    assert load_settings(path).settings.engine.global_limit == 3
+    with pytest.raises(ValidationError):
+        save_settings({"engine": {"global_limit": 0}}, path)
+    assert read_raw(path) == raw  # nothing written

@@ -28,6 +28,7 @@ from valis_desktop.api import (
     Persona,
     PluginContext,
     Provider,
+    SettingsForm,
 )
 from valis_desktop.core.provider_manager import ProviderManager
 
@@ -168,6 +169,24 @@ class PluginHost:
             record.personas.extend(persona.id for persona in personas)
             result.extend(personas)
         return result
+
+    def settings_forms(self) -> list[SettingsForm]:
+        """The Settings dialog's forms that loaded plugins register, one per plugin at most."""
+        seen: set[str] = set()
+
+        def accept(record: PluginRecord, form: object) -> SettingsForm:
+            if not isinstance(form, SettingsForm):
+                raise TypeError(f"register() takes a SettingsForm, not {type(form).__name__}")
+            if form.plugin != record.name:
+                raise ValueError(f"a settings form for {form.plugin!r} from plugin {record.name!r}")
+            if form.plugin in seen:
+                raise ValueError(f"plugin {record.name!r} registered two settings forms")
+            seen.add(form.plugin)
+            return form
+
+        return [
+            form for _, forms in self._collect("register_settings_forms", accept) for form in forms
+        ]
 
     @property
     def quarantined(self) -> list[PluginRecord]:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from valis_desktop.core.circuit_breaker import BreakerConfig
@@ -147,6 +148,26 @@ def load_settings(path: Path | None = None) -> LoadedSettings:
     for problem in problems:
         log.warning("settings: %s", problem)
     return LoadedSettings(settings, path, [f"{path}: {p}" for p in problems])
+
+
+def read_raw(path: Path | None = None) -> dict[str, Any]:
+    """The settings file as written (for editing), or ``{}`` when missing or unreadable."""
+    try:
+        return tomllib.loads((path or settings_path()).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def save_settings(raw: Mapping[str, Any], path: Path | None = None) -> Settings:
+    """Validate ``raw`` strictly and write it atomically; raises ``ValidationError`` (and
+    writes nothing) if any field is invalid. Comments in the old file are not kept."""
+    settings = Settings.model_validate(raw)
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(tomli_w.dumps(dict(raw)), encoding="utf-8")
+    os.replace(temporary, path)
+    return settings
 
 
 def validate_leniently(raw: dict[str, Any]) -> tuple[Settings, list[str]]:
