@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
-import pytest_asyncio
 
+from tests.asyncio_leaks import no_leaked_tasks  # noqa: F401 - autouse here
 from valis_desktop.core.circuit_breaker import BreakerConfig
 from valis_desktop.core.clock import ManualClock
 from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
 from valis_desktop.testing import ScriptedProvider
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    yield
-    await asyncio.sleep(0)  # one turn, so tasks that are finishing can finish
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    for task in leaked:
-        task.cancel()
-    if leaked:
-        await asyncio.wait(leaked)
-        pytest.fail(f"the test left tasks pending: {leaked}", pytrace=False)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ running; ``local_provider`` is the real embedded model, loaded once per module."
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 
@@ -11,25 +10,14 @@ import pytest
 import pytest_asyncio
 from valis_local import LocalProvider
 
+from tests.asyncio_leaks import no_leaked_tasks  # noqa: F401 - autouse here
+
 LOCAL_THREAD_PREFIX = "valis-local"
 
 
 def local_threads() -> list[threading.Thread]:
     """The local provider's worker threads that are still alive."""
     return [t for t in threading.enumerate() if t.name.startswith(LOCAL_THREAD_PREFIX)]
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    yield
-    await asyncio.sleep(0)  # one turn, so tasks that are finishing can finish
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    for task in leaked:
-        task.cancel()
-    if leaked:
-        await asyncio.wait(leaked)
-        pytest.fail(f"the test left tasks pending: {leaked}", pytrace=False)
 
 
 @pytest.fixture
