@@ -93,3 +93,25 @@ def test_saving_validates_and_round_trips(tmp_path: Path) -> None:
     with pytest.raises(ValidationError):
         save_settings({"engine": {"global_limit": 0}}, path)
     assert read_raw(path) == raw  # nothing written
+
+
+def test_settings_apply_to_a_running_engine(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(GOOD)
+    engine = Engine.start(settings=load_settings(path).settings, host=PluginHost(entry_points=[]))
+    session = engine.open_session()
+    engine.manager.breaker("fallback")._consecutive_failures = 2  # state survives
+
+    raw = read_raw(path)
+    raw["engine"]["global_limit"] = 7
+    raw["engine"]["queue_limit"] = 5
+    raw["engine"]["breaker"]["failure_threshold"] = 9
+    del raw["providers"]
+    engine.apply_settings(save_settings(raw, path))
+
+    snapshot = engine.manager.snapshot()
+    assert snapshot.global_limit == 7
+    assert snapshot.providers[0].limit == 64  # back to the provider's own default
+    assert engine.manager.breaker("fallback").config.failure_threshold == 9
+    assert engine.manager.breaker("fallback").consecutive_failures == 2
+    assert session.max_queue == 5

@@ -51,6 +51,15 @@ class Engine:
         personas = {persona.id: persona for persona in host.personas()}
         return cls(host, manager, personas, settings)
 
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings without a restart: limits, timeouts and breaker parameters at once
+        (see ``ProviderManager.reconfigure``), the queue limit for open chats too, the default
+        chain for new chats. Plugins' provider instances are read at start only."""
+        self.settings = settings
+        self.manager.reconfigure(settings.engine_config(), settings.provider_limits())
+        for session in self.sessions:
+            session.max_queue = settings.engine.queue_limit
+
     @property
     def default_chain(self) -> tuple[str, ...]:
         return tuple(self.settings.engine.default_chain)

@@ -7,7 +7,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from valis_desktop.api import (
@@ -189,6 +189,17 @@ class ProviderManager:
 
     def set_global_limit(self, limit: int) -> None:
         self._global.set_limit(limit)
+
+    def reconfigure(self, config: EngineConfig, limits: Mapping[str, int]) -> None:
+        """Apply new settings while running: limits at once (a provider absent from
+        ``limits`` gets its own default), timeouts and breaker parameters from the next request.
+        Breakers keep their state."""
+        self.config = config
+        self._global.set_limit(config.global_limit)
+        for provider_id, entry in self._providers.items():
+            entry.breaker.config = config.breaker
+            entry.slots.set_limit(limits.get(provider_id, entry.provider.default_concurrency))
+            self._provider_changed(provider_id)
 
     def reset(self, provider_id: str) -> None:
         """Close the provider's breaker: the user fixed its settings or wants to try again."""
