@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -19,10 +20,11 @@ from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
 from valis_desktop.core.request import Request, Status
-from valis_desktop.core.settings import EngineSettings, Settings
+from valis_desktop.core.settings import SETTINGS_ENV, EngineSettings, Settings
 from valis_desktop.testing import Script, ScriptedProvider
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.main_window import MainWindow
+from valis_desktop.ui.settings_dialog import SettingsDialog
 
 MakeWindow = Callable[..., MainWindow]
 
@@ -277,3 +279,24 @@ def test_a_full_queue_says_so_and_keeps_the_text(qtbot: QtBot, make_window: Make
     assert tab.composer.toPlainText() == "third"
     gate.set()
     qtbot.waitUntil(lambda: tab.settled)
+
+
+def test_settings_saved_from_the_window_apply_at_once(
+    qtbot: QtBot,
+    make_window: MakeWindow,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "settings.toml"))
+    window = make_window(ScriptedProvider(id="p"))
+    window.open_settings()
+    dialog = window.findChild(SettingsDialog)
+    assert dialog is not None and dialog.isVisible()
+    editor = dialog.engine_form.editor("global_limit")
+    editor.selectAll()
+    qtbot.keyClicks(editor, "4")
+    with qtbot.waitSignal(dialog.saved):
+        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+    assert window.engine.manager.snapshot().global_limit == 4
+    assert "global_limit = 4" in (tmp_path / "settings.toml").read_text()

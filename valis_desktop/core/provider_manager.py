@@ -8,7 +8,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from valis_desktop.api import (
     ChatRequest,
@@ -193,7 +193,15 @@ class ProviderManager:
     def reconfigure(self, config: EngineConfig, limits: Mapping[str, int]) -> None:
         """Apply new settings while running: limits at once (a provider absent from
         ``limits`` gets its own default), timeouts and breaker parameters from the next request.
-        Breakers keep their state."""
+        Breakers keep their state, and the parameters settings do not carry (jitter)."""
+        config = replace(
+            config,
+            breaker=replace(
+                config.breaker,
+                jitter=self.config.breaker.jitter,
+                max_retry_after_seconds=self.config.breaker.max_retry_after_seconds,
+            ),
+        )
         self.config = config
         self._global.set_limit(config.global_limit)
         for provider_id, entry in self._providers.items():

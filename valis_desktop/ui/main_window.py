@@ -19,7 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.settings import Settings
 from valis_desktop.ui.chat_tab import ChatTab
+from valis_desktop.ui.settings_dialog import SettingsDialog
 from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
 
 APP_TITLE = "Valis Desktop"
@@ -45,6 +47,7 @@ class MainWindow(QMainWindow):
         self._closing_tabs: set[asyncio.Task[None]] = set()
         self._shutdown: asyncio.Task[None] | None = None
         self._shut_down = False
+        self._problems: QLabel | None = None
 
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Chats")
@@ -139,6 +142,18 @@ class MainWindow(QMainWindow):
         if count:
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
+    def open_settings(self) -> None:
+        providers = [(s.id, s.display_name) for s in self.engine.manager.snapshot().providers]
+        dialog = SettingsDialog(self.engine.host.settings_forms(), providers=providers, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.saved.connect(self._settings_saved)
+        dialog.open()
+
+    def _settings_saved(self, settings: Settings) -> None:
+        self.engine.apply_settings(settings)
+        if self._problems is not None:
+            self._problems.hide()
+
     # Shutdown: stop the sessions, close the providers, then let the window close.
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -177,6 +192,8 @@ class MainWindow(QMainWindow):
         chat.addSeparator()
         self._action(chat, "Ne&xt chat", "Ctrl+Tab", lambda: self.cycle_tabs(1))
         self._action(chat, "Pre&vious chat", "Ctrl+Shift+Tab", lambda: self.cycle_tabs(-1))
+        chat.addSeparator()
+        self._action(chat, "&Settings…", "Ctrl+,", self.open_settings)
         chat.addSeparator()
         self._action(chat, "&Quit", "Ctrl+Q", self.close)
         view = self.menuBar().addMenu("&View")
@@ -217,10 +234,11 @@ class MainWindow(QMainWindow):
                 notes.append(f"Plugin “{record.name}” was not loaded: {record.error_summary}")
             notes += [f"Plugin “{record.name}”: {problem}" for problem in record.problems]
         if notes:
-            label = QLabel("  ".join(notes), self)
-            label.setAccessibleName("Plugin problems")
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            self.statusBar().addWidget(label, 1)
+            self._problems = QLabel("  ".join(notes), self)
+            self._problems.setAccessibleName("Start-up problems")
+            self._problems.setTextFormat(Qt.TextFormat.PlainText)
+            self._problems.setWordWrap(True)
+            self.statusBar().addWidget(self._problems, 1)
 
     def _show_title(self, tab: ChatTab) -> None:
         index = self.tabs.indexOf(tab)
