@@ -5,10 +5,10 @@ Front ends (the terminal chat, the window) build one ``Engine`` and open session
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from valis_desktop.api import Persona
+from valis_desktop.api import Message, Persona
 from valis_desktop.core import secrets
 from valis_desktop.core.defaults import DEFAULT_PERSONA
 from valis_desktop.core.plugins import PluginHost
@@ -68,12 +68,20 @@ class Engine:
         return self.personas.get(persona_id or DEFAULT_PERSONA)
 
     def open_session(
-        self, *, chain: Sequence[str] | None = None, persona_id: str | None = None
+        self,
+        *,
+        chain: Sequence[str] | None = None,
+        persona_id: str | None = None,
+        session_id: str | None = None,
+        history: Iterable[Message] = (),
     ) -> Session:
+        """A new chat, or (with ``session_id`` and ``history``) a restored one."""
         session = Session(
             self.manager,
             chain=self.default_chain if chain is None else chain,
             persona=self.persona(persona_id),
+            session_id=session_id,
+            history=history,
             max_queue=self.settings.engine.queue_limit,
         )
         self.sessions.append(session)

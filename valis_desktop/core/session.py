@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +26,8 @@ DEFAULT_MAX_QUEUE = 32
 SessionListener = Callable[[SessionEvent], None]
 
 _request_numbers = itertools.count(1)
+_RUN = secrets.token_hex(3)
+"""Request ids are ``<session>/<run><n>``: unique even for a session restored in a later run."""
 
 
 class QueueFull(Exception):
@@ -101,7 +104,7 @@ class Session:
             )
         request = Request(
             self,
-            f"{self.id}/{next(_request_numbers)}",
+            f"{self.id}/{_RUN}{next(_request_numbers)}",
             prompt,
             () if chain is None else tuple(chain),
             self._manager.clock.now(),
