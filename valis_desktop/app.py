@@ -14,6 +14,8 @@ from PySide6.QtWidgets import QApplication
 from valis_desktop import __version__
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.settings import load_settings
+from valis_desktop.core.store import Recorder, Recovery, Store, StoreError
+from valis_desktop.ui.conversations import Conversations
 from valis_desktop.ui.main_window import APP_TITLE, MainWindow
 
 
@@ -34,14 +36,39 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 async def run_window(
     engine: Engine, *, safe_mode: bool, problems: list[str], exit_when_shown: bool = False
 ) -> None:
-    """Show the main window and return once it has shut down in order."""
-    window = MainWindow(engine, safe_mode=safe_mode, problems=problems)
+    """Open the conversation store, show the main window with the tabs that were open, and
+    return once it has shut down in order."""
+    try:
+        store = await Store.open()
+    except StoreError as error:
+        # Never risk the user's conversations: run without saving, and say so loudly.
+        problems = [*problems, f"Conversations are NOT being saved: {error}"]
+        conversations = None
+    else:
+        recovery = await store.recover()
+        problems = [*problems, *_store_notes(store, recovery)]
+        conversations = Conversations(store, Recorder(store, clock=engine.manager.clock))
+    window = MainWindow(engine, safe_mode=safe_mode, problems=problems, conversations=conversations)
+    if conversations is not None:
+        await window.restore()
     finished = asyncio.Event()
     window.shutdown_finished.connect(finished.set)
     window.show()
     if exit_when_shown:
         QTimer.singleShot(0, lambda: _report_shown(window))
     await finished.wait()
+
+
+def _store_notes(store: Store, recovery: Recovery) -> list[str]:
+    notes = [store.recovered_from] if store.recovered_from else []
+    migration = store.migration
+    if migration is not None and migration.backup is not None:
+        notes.append(f"Conversations were upgraded; the old file was kept as {migration.backup}.")
+    if recovery.interrupted:
+        notes.append(f"{recovery.interrupted} answer(s) were cut off when the app last stopped.")
+    if recovery.not_sent:
+        notes.append(f"{recovery.not_sent} message(s) were never sent; they are kept.")
+    return notes
 
 
 def _report_shown(window: MainWindow) -> None:

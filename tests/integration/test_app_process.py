@@ -6,8 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's data, settings and logs go to a fresh folder, not the user's."""
+    for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
+    return tmp_path
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -40,3 +49,11 @@ def test_the_terminal_chat_answers(how: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "not a language model" in done.stdout
     assert "[answered · by fallback" in done.stderr
+
+
+def test_the_window_keeps_its_conversations(private_home: Path) -> None:
+    assert run("--exit-when-shown").returncode == 0
+    database = private_home / "xdg_data_home" / "valis-desktop" / "conversations.sqlite3"
+    assert database.exists()
+    again = run("--exit-when-shown")
+    assert again.returncode == 0, again.stderr

@@ -49,17 +49,17 @@ def make_window(
         settings = Settings(engine=EngineSettings(default_chain=list(default)))
         engine = Engine(PluginHost(safe_mode=True), manager, {ASSISTANT.id: ASSISTANT}, settings)
         window = MainWindow(engine)
-        qtbot.addWidget(window)
         window.resize(1024, 700)
         window.show()
         windows.append(window)
         return window
 
     yield make
-    for window in windows:
+    for window in windows:  # shut down as the app does, not just closed by qtbot
         if not window._shut_down:
             with qtbot.waitSignal(window.shutdown_finished):
                 window.close()
+        window.deleteLater()
 
 
 def type_and_send(qtbot: QtBot, tab: ChatTab, text: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -15,6 +18,7 @@ from PySide6.QtWidgets import (
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.request import EventKind, Phase, Request, Status
 from valis_desktop.core.session import QueueFull, Session, SessionClosed
+from valis_desktop.core.store import Recorder, StoreError
 from valis_desktop.ui.bridge import SessionBridge, UiEvent
 from valis_desktop.ui.chain_editor import ChainEditor
 from valis_desktop.ui.chat_view import ChatView
@@ -28,15 +32,31 @@ _TITLE_LENGTH = 32
 class ChatTab(QWidget):
     title_changed = Signal(str)
     busy_changed = Signal(bool)
+    chain_changed = Signal(object)  # tuple[str, ...]
+    persona_changed = Signal(str)
 
-    def __init__(self, engine: Engine, session: Session, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        session: Session,
+        parent: QWidget | None = None,
+        *,
+        recorder: Recorder | None = None,
+        title: str = "",
+    ) -> None:
+        """With a ``recorder``, every message is on disk before it is sent."""
         super().__init__(parent)
         self.engine = engine
         self.session = session
-        self.title = NEW_CHAT_TITLE
-        self._renamed = False
+        self.recorder = recorder
+        self.title = title or NEW_CHAT_TITLE
+        self._renamed = bool(title)
         self._busy = False
         self._requests: dict[str, Request] = {}
+        """This tab's requests by id, oldest first."""
+        self._answers: dict[str, Request] = {}
+        """Requests by the id of their answer in the view, for retry."""
+        self._sending: set[asyncio.Task[Request]] = set()
 
         self.persona_picker = QComboBox(self)
         self.persona_picker.setAccessibleName("Persona")
@@ -109,14 +129,48 @@ class ChatTab(QWidget):
     def send(self, text: str) -> bool:
         """Queue ``text``; on success the composer is cleared, otherwise the user is told why
         and keeps the text."""
-        try:
-            self.session.submit(text)
-        except (QueueFull, SessionClosed, ValueError) as error:
-            self._say(str(error))
-            return False
-        self.composer.clear()
+        if self._submit(text):
+            self.composer.clear()
+            return True
+        return False
+
+    def _submit(self, text: str, chain: Sequence[str] | None = None) -> bool:
+        session = self.session
+        if self.recorder is None:
+            try:
+                session.submit(text, chain=chain)
+            except (QueueFull, SessionClosed, ValueError) as error:
+                self._say(str(error))
+                return False
+            self._say("")
+            return True
+        # Written to disk first, then queued: check now what would refuse it, so that the user
+        # keeps the text in the composer.
+        if session.closed or not text.strip() or len(session.queued) >= session.max_queue:
+            try:
+                session.submit(text, chain=chain)  # raises the refusal's own message
+            except (QueueFull, SessionClosed, ValueError) as error:
+                self._say(str(error))
+                return False
+        task = asyncio.ensure_future(self.recorder.submit(session, text, chain=chain))
+        self._sending.add(task)
+        task.add_done_callback(lambda done: self._sent(done, text))
         self._say("")
         return True
+
+    def _sent(self, task: asyncio.Task[Request], text: str) -> None:
+        self._sending.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, QueueFull | SessionClosed | ValueError | StoreError):
+            self._say(f"Not sent: {error}")
+            if not self.composer.toPlainText():
+                self.composer.setPlainText(text)
+        elif error is not None:
+            self._say(f"Not sent: the message could not be saved ({error}).")
+            if not self.composer.toPlainText():
+                self.composer.setPlainText(text)
 
     def stop(self) -> None:
         self.session.stop()
@@ -126,23 +180,20 @@ class ChatTab(QWidget):
         if request is not None:
             request.cancel()
 
-    def retry(self, request_id: str) -> None:
-        request = self._requests.get(request_id)
+    def retry(self, answer_id: str) -> None:
+        request = self._answers.get(answer_id)
         if request is not None:
-            self.send(request.prompt)
+            self._submit(request.prompt)
 
-    def retry_with_next(self, request_id: str) -> None:
-        request = self._requests.get(request_id)
+    def retry_with_next(self, answer_id: str) -> None:
+        request = self._answers.get(answer_id)
         if request is None:
             return
         rest = self._chain_after(request)
         if not rest:
             self._say("There is no next provider in this chat's chain.")
             return
-        try:
-            self.session.submit(request.prompt, chain=rest)
-        except (QueueFull, SessionClosed) as error:
-            self._say(str(error))
+        self._submit(request.prompt, chain=rest)
 
     def edit_chain(self) -> None:
         available = [
@@ -161,6 +212,7 @@ class ChatTab(QWidget):
             self.session.chain = tuple(chain)
             self._show_chain()
             self.view.add_notice(f"Provider chain: {' → '.join(chain)}")
+            self.chain_changed.emit(self.session.chain)
 
     def rename(self, title: str) -> None:
         title = " ".join(title.split())
@@ -170,6 +222,8 @@ class ChatTab(QWidget):
 
     async def aclose(self) -> None:
         """Cancel this tab's requests and close its session."""
+        if self._sending:
+            await asyncio.wait(set(self._sending))
         self._bridge.detach()
         await self.engine.close_session(self.session)
 
@@ -181,7 +235,7 @@ class ChatTab(QWidget):
     @property
     def settled(self) -> bool:
         """Idle, and everything that happened is on screen."""
-        return not self.session.busy and not self._bridge.pending
+        return not self._sending and not self.session.busy and not self._bridge.pending
 
     # Engine events, once per frame
 
@@ -190,21 +244,31 @@ class ChatTab(QWidget):
             request = event.request
             match event.kind:
                 case EventKind.QUEUED:
-                    self._requests[request.id] = request
                     self.queue.add(request.id, request.prompt)
+                    self._requests[request.id] = request
                 case EventKind.STARTED:
                     self.queue.remove(request.id)
                     if not self._renamed and self.title == NEW_CHAT_TITLE:
                         self._set_title(preview(request.prompt, _TITLE_LENGTH))
-                    self.view.add_user_message(f"{request.id}/question", request.prompt)
-                    self.view.begin_answer(request.id)
+                    question, answer = self._view_ids(request)
+                    self._answers[answer] = request
+                    self.view.add_user_message(question, request.prompt)
+                    self.view.begin_answer(answer)
                 case EventKind.PHASE:
-                    self.view.set_answer_note(request.id, self._note(request))
+                    self.view.set_answer_note(self._view_ids(request)[1], self._note(request))
                 case EventKind.CHUNK:
-                    self.view.append_text(request.id, event.text)
+                    self.view.append_text(self._view_ids(request)[1], event.text)
                 case EventKind.FINISHED:
                     self._finished(request)
         self._update_busy()
+
+    def _view_ids(self, request: Request) -> tuple[str, str]:
+        """The ids the view knows a request's question and answer by: the stored ids when the
+        conversation is recorded (so search results can point at them), else the request's."""
+        stored = self.recorder.ids(request) if self.recorder is not None else None
+        if stored is not None and stored[1] is not None:
+            return stored[0], stored[1]
+        return f"{request.id}/question", request.id
 
     def _finished(self, request: Request) -> None:
         self.queue.remove(request.id)
@@ -212,7 +276,7 @@ class ChatTab(QWidget):
         if reply.status is Status.CANCELLED:
             return
         self.view.finish_answer(
-            request.id,
+            self._view_ids(request)[1],
             status=reply.status.value,
             text=reply.text,
             provider=self._provider_name(reply.provider_id),
@@ -257,6 +321,7 @@ class ChatTab(QWidget):
         if persona is not None and persona != self.session.persona:
             self.session.persona = persona
             self.view.add_notice(f"Persona: {persona.name} — from the next message on")
+            self.persona_changed.emit(persona.id)
 
     def _show_chain(self) -> None:
         self.chain_button.setText("Chain: " + " → ".join(self.session.chain))

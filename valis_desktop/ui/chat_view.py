@@ -227,6 +227,43 @@ class ChatView(QTextBrowser):
         layout.documentSize()  # finish the layout so the scroll range is complete
         bar.setValue(value + round(layout.blockBoundingRect(anchor).top() - before))
 
+    def scroll_to_message(self, message_id: str) -> bool:
+        """Scroll the message ``message_id`` to the top of the view and select it, rendering
+        earlier pages first if it is not shown yet. False if there is no such message."""
+        index = next(
+            (i for i, entry in enumerate(self._entries) if entry.item.message_id == message_id),
+            None,
+        )
+        if not message_id or index is None:
+            return False
+        while self._shown_from > index:
+            self.show_earlier()
+        # Every shown entry opens with exactly one gap block (block 0 is the top bar): the
+        # entry is found by counting them, so nothing about it needs to be remembered.
+        wanted, seen = index - self._shown_from, -1
+        start = end = None
+        block = self.document().firstBlock().next()
+        while block.isValid() and end is None:
+            size = block.charFormat().property(QTextCharFormat.Property.FontPixelSize)
+            if block.text() == "\xa0" and size == GAP_PIXEL_SIZE:
+                seen += 1
+                if seen == wanted:
+                    start = block
+                elif seen == wanted + 1:
+                    end = block
+            block = block.next()
+        if start is None:
+            return False
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(start.next().position() if start.next().isValid() else start.position())
+        last = end.position() - 1 if end is not None else self.document().characterCount() - 1
+        cursor.setPosition(max(cursor.position(), last), QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(cursor)
+        layout = self.document().documentLayout()
+        layout.documentSize()  # finish the layout so the block's place is known
+        self.verticalScrollBar().setValue(round(layout.blockBoundingRect(start).top()))
+        return True
+
     def shown_message_count(self) -> int:
         """How many messages are in the document; the others wait behind "Show earlier"."""
         return len(self._entries) - self._shown_from

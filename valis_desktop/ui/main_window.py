@@ -19,8 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.session import Session
 from valis_desktop.core.settings import Settings
+from valis_desktop.core.store import Conversation, StoredMessage, history_from
 from valis_desktop.ui.chat_tab import ChatTab
+from valis_desktop.ui.conversations import Conversations, history_items
 from valis_desktop.ui.settings_dialog import SettingsDialog
 from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
 
@@ -36,11 +39,14 @@ class MainWindow(QMainWindow):
         *,
         safe_mode: bool = False,
         problems: Sequence[str] = (),
+        conversations: Conversations | None = None,
         parent: QWidget | None = None,
     ) -> None:
-        """``problems`` are start-up problems to show (a settings file with invalid fields)."""
+        """``problems`` are start-up problems to show (a settings file with invalid fields).
+        With ``conversations``, chats are recorded, and ``restore()`` brings back the tabs."""
         super().__init__(parent)
         self.engine = engine
+        self.conversations = conversations
         self.setWindowTitle(APP_TITLE + (" — safe mode" if safe_mode else ""))
         self.resize(1200, 800)
         self.setMinimumSize(640, 420)
@@ -57,6 +63,7 @@ class MainWindow(QMainWindow):
         self.tabs.tabCloseRequested.connect(self.request_close_tab)
         self.tabs.currentChanged.connect(self._tab_switched)
         self.tabs.tabBar().tabBarDoubleClicked.connect(self.rename_tab)
+        self.tabs.tabBar().tabMoved.connect(lambda _from, _to: self._save_tab_order())
         new_tab = QToolButton(self.tabs)
         new_tab.setText("+")
         new_tab.setAccessibleName("New chat")
@@ -73,7 +80,8 @@ class MainWindow(QMainWindow):
         self.status_refresher = StatusRefresher(engine.manager, self.tab_titles, self.status_panel)
         self._build_menus()
         self._report_problems(safe_mode, problems)
-        self.new_tab()
+        if conversations is None:
+            self.new_tab()
 
     # Tabs
 
@@ -89,14 +97,61 @@ class MainWindow(QMainWindow):
         return {tab.session.id: tab.title for tab in self.chat_tabs}
 
     def new_tab(self) -> ChatTab:
-        session = self.engine.open_session()
-        tab = ChatTab(self.engine, session, self.tabs)
+        tab = self._add_tab(self.engine.open_session())
+        self.tabs.setCurrentWidget(tab)
+        tab.setFocus()
+        return tab
+
+    async def restore(self) -> None:
+        """Bring back the tabs that were open, in order, each with its whole conversation."""
+        assert self.conversations is not None
+        for conversation, messages in await self.conversations.saved_tabs():
+            self._reopen(conversation, messages)
+        if self.tabs.count() == 0:
+            self.new_tab()
+        else:
+            self.tabs.setCurrentIndex(self.tabs.count() - 1)
+
+    async def open_conversation(self, conversation_id: str) -> ChatTab | None:
+        """Switch to the conversation's tab, reopening it from the history if it is closed."""
+        for tab in self.chat_tabs:
+            if tab.session.id == conversation_id:
+                self.tabs.setCurrentWidget(tab)
+                return tab
+        if self.conversations is None:
+            return None
+        loaded = await self.conversations.load(conversation_id)
+        if loaded is None:
+            return None
+        tab = self._reopen(*loaded)
+        self.tabs.setCurrentWidget(tab)
+        self._save_tab_order()
+        return tab
+
+    def _reopen(self, conversation: Conversation, messages: list[StoredMessage]) -> ChatTab:
+        session = self.engine.open_session(
+            session_id=conversation.id,
+            chain=conversation.chain or None,
+            persona_id=conversation.persona_id,
+            history=history_from(messages),
+        )
+        tab = self._add_tab(session, title=conversation.title)
+        tab.view.load_history(history_items(messages))
+        return tab
+
+    def _add_tab(self, session: Session, title: str = "") -> ChatTab:
+        recorder = self.conversations.recorder if self.conversations else None
+        tab = ChatTab(self.engine, session, self.tabs, recorder=recorder, title=title)
         index = self.tabs.addTab(tab, tab.title)
         tab.title_changed.connect(lambda _title, tab=tab: self._show_title(tab))
         tab.busy_changed.connect(lambda _busy, tab=tab: self._show_title(tab))
-        self.tabs.setCurrentIndex(index)
-        tab.setFocus()
+        if self.conversations is not None:
+            self.conversations.follow(tab, index)
         return tab
+
+    def _save_tab_order(self) -> None:
+        if self.conversations is not None:
+            self.conversations.tab_order([tab.session.id for tab in self.chat_tabs])
 
     def request_close_tab(self, index: int) -> None:
         """Close a tab; a busy one asks first, since closing cancels its requests."""
@@ -118,6 +173,9 @@ class MainWindow(QMainWindow):
         if index < 0:
             return
         self.tabs.removeTab(index)
+        if self.conversations is not None:
+            self.conversations.closed(tab.session.id)
+            self._save_tab_order()
         task = asyncio.ensure_future(tab.aclose())
         self._closing_tabs.add(task)
         task.add_done_callback(self._closing_tabs.discard)
@@ -165,14 +223,19 @@ class MainWindow(QMainWindow):
             self._shutdown = asyncio.ensure_future(self.shutdown())
 
     async def shutdown(self) -> None:
-        """Stop every chat, close the providers, then close the window."""
+        """Stop every chat, close the providers, then close the window. Recording stops
+        first, so what was still running is found unfinished at the next start."""
         self.status_refresher.stop()
+        if self.conversations is not None:
+            await self.conversations.stop_recording()
         for tab in self.chat_tabs:
             self.tabs.removeTab(self.tabs.indexOf(tab))
             await tab.aclose()
         if self._closing_tabs:
             await asyncio.wait(set(self._closing_tabs))
         await self.engine.aclose()
+        if self.conversations is not None:
+            await self.conversations.aclose()
         self._shut_down = True
         self.close()
         self.shutdown_finished.emit()

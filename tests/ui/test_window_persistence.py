@@ -1,0 +1,135 @@
+"""Through the window: chats are recorded as they happen and come back after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from valis_desktop.api import Persona, Role
+from valis_desktop.builtin.fallback import FallbackProvider
+from valis_desktop.builtin.personas import ASSISTANT
+from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugins import PluginHost
+from valis_desktop.core.provider_manager import ProviderManager
+from valis_desktop.core.settings import EngineSettings, Settings
+from valis_desktop.core.store import Recorder, Store
+from valis_desktop.testing import Script, ScriptedProvider
+from valis_desktop.ui.chat_tab import ChatTab
+from valis_desktop.ui.conversations import Conversations
+from valis_desktop.ui.main_window import MainWindow
+
+T = TypeVar("T")
+COACH = Persona(id="coach", name="Coach", system_prompt="Encourage.")
+
+
+def wait(qtbot: QtBot, awaitable: Awaitable[T]) -> T:
+    future = asyncio.ensure_future(awaitable)
+    qtbot.waitUntil(future.done, timeout=10_000)
+    return future.result()
+
+
+@pytest.fixture
+def start(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> Iterator[Callable[[], MainWindow]]:
+    """Start the window on the store in tmp_path, as the app does; each call is a new run."""
+    windows: list[MainWindow] = []
+
+    def run() -> MainWindow:
+        manager = ProviderManager()
+        manager.add_provider(
+            ScriptedProvider(id="p", default=lambda r: Script(chunks=("re: ", r.prompt))),
+            plugin="test",
+        )
+        manager.add_provider(FallbackProvider(), plugin="fallback")
+        settings = Settings(engine=EngineSettings(default_chain=["p", "fallback"]))
+        personas = {ASSISTANT.id: ASSISTANT, COACH.id: COACH}
+        engine = Engine(PluginHost(safe_mode=True), manager, personas, settings)
+        store = wait(qtbot, Store.open(tmp_path / "conversations.sqlite3"))
+        wait(qtbot, store.recover())
+        conversations = Conversations(store, Recorder(store, clock=manager.clock))
+        window = MainWindow(engine, conversations=conversations)
+        wait(qtbot, window.restore())
+        window.show()
+        windows.append(window)
+        return window
+
+    yield run
+    for window in windows:  # shut down as the app does, not just closed by qtbot
+        quit_(qtbot, window)
+        window.deleteLater()
+
+
+def quit_(qtbot: QtBot, window: MainWindow) -> None:
+    if not window._shut_down:
+        with qtbot.waitSignal(window.shutdown_finished, timeout=10_000):
+            window.close()
+
+
+def send(qtbot: QtBot, tab: ChatTab, text: str) -> None:
+    qtbot.keyClicks(tab.composer, text)
+    qtbot.keyClick(tab.composer, Qt.Key.Key_Return)
+
+
+def test_a_restart_restores_tabs_titles_personas_chains_and_history(
+    qtbot: QtBot, start: Callable[[], MainWindow]
+) -> None:
+    window = start()
+    first = window.current_tab()
+    assert first is not None
+    send(qtbot, first, "hello")
+    send(qtbot, first, "again")
+    second = window.new_tab()
+    second.persona_picker.setCurrentIndex(second.persona_picker.findData("coach"))
+    second.set_chain(["fallback"])
+    send(qtbot, second, "cheer me up")
+    qtbot.waitUntil(lambda: first.settled and second.settled)
+    first.rename("Greetings")
+    quit_(qtbot, window)
+
+    again = start()
+
+    tabs = again.chat_tabs
+    assert [tab.title for tab in tabs] == ["Greetings", "cheer me up"]
+    restored, coached = tabs
+    assert [m.content for m in restored.session.history] == [
+        "hello",
+        "re: hello",
+        "again",
+        "re: again",
+    ]
+    assert restored.session.chain == ("p", "fallback")
+    assert coached.session.persona == COACH
+    assert coached.session.chain == ("fallback",)
+    assert coached.session.history[0].role is Role.USER
+    text = restored.view.toPlainText()
+    assert text.index("re: hello") < text.index("re: again")
+    send(qtbot, restored, "and now?")  # the conversation goes on, with its context
+    qtbot.waitUntil(lambda: restored.settled)
+    assert "re: and now?" in restored.view.toPlainText()
+
+
+def test_a_closed_chat_stays_in_the_history_and_can_be_reopened(
+    qtbot: QtBot, start: Callable[[], MainWindow]
+) -> None:
+    window = start()
+    tab = window.current_tab()
+    assert tab is not None
+    send(qtbot, tab, "remember me")
+    qtbot.waitUntil(lambda: tab.settled)
+    conversation_id = tab.session.id
+    window.close_tab(tab)
+    qtbot.waitUntil(lambda: not window._closing_tabs)
+    assert all(t.session.id != conversation_id for t in window.chat_tabs)
+
+    reopened = wait(qtbot, window.open_conversation(conversation_id))
+
+    assert reopened is not None and reopened is window.current_tab()
+    assert "re: remember me" in reopened.view.toPlainText()
+    assert [m.content for m in reopened.session.history] == ["remember me", "re: remember me"]
