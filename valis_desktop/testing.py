@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from valis_desktop.api import ChatRequest, Provider, StreamItem, Usage
 from valis_desktop.core.clock import ManualClock
+from valis_desktop.core.request import EventKind, Request, SessionEvent
 
-__all__ = ["ManualClock", "Script", "ScriptedProvider"]
+__all__ = ["ManualClock", "Script", "ScriptedProvider", "first_chunk", "next_chunk"]
 
 
 @dataclass
@@ -117,3 +118,23 @@ class ScriptedProvider(Provider):
         condition = self._condition()
         async with condition:
             condition.notify_all()
+
+
+async def next_chunk(request: Request) -> str:
+    """Wait for the next chunk that ``request`` streams."""
+    arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def listen(event: SessionEvent) -> None:
+        if event.request is request and event.kind is EventKind.CHUNK and not arrived.done():
+            arrived.set_result(event.chunk)
+
+    unsubscribe = request.session.subscribe(listen)
+    try:
+        return await arrived
+    finally:
+        unsubscribe()
+
+
+async def first_chunk(request: Request) -> str:
+    """The first chunk ``request`` streamed, waiting for it if need be."""
+    return request.chunks[0] if request.chunks else await next_chunk(request)

@@ -26,9 +26,7 @@ from valis_desktop.core.provider_manager import (
 )
 from valis_desktop.core.request import Phase, Reply, Status
 from valis_desktop.core.session import Session
-from valis_desktop.testing import Script, ScriptedProvider
-
-from .test_session_queue import first_chunk
+from valis_desktop.testing import Script, ScriptedProvider, first_chunk
 
 MakeManager = Callable[..., ProviderManager]
 

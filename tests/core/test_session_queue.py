@@ -9,9 +9,9 @@ import pytest
 
 from valis_desktop.api import ChatRequest, Role
 from valis_desktop.core.provider_manager import ProviderManager
-from valis_desktop.core.request import EventKind, Request, SessionEvent, Status
+from valis_desktop.core.request import EventKind, Request, Status
 from valis_desktop.core.session import QueueFull, Session, SessionClosed
-from valis_desktop.testing import Script, ScriptedProvider
+from valis_desktop.testing import Script, ScriptedProvider, first_chunk
 
 MakeManager = Callable[..., ProviderManager]
 
@@ -22,23 +22,6 @@ def numbered_answer(request: ChatRequest) -> Script:
 
 def assistant_texts(request: ChatRequest) -> list[str]:
     return [m.content for m in request.messages if m.role is Role.ASSISTANT]
-
-
-async def first_chunk(request: Request) -> str:
-    """Wait until ``request`` has streamed its first chunk."""
-    if request.chunks:
-        return request.chunks[0]
-    arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def listen(event: SessionEvent) -> None:
-        if event.request is request and event.kind is EventKind.CHUNK and not arrived.done():
-            arrived.set_result(event.chunk)
-
-    unsubscribe = request.session.subscribe(listen)
-    try:
-        return await arrived
-    finally:
-        unsubscribe()
 
 
 async def test_ten_submits_run_strictly_in_order(make_manager: MakeManager) -> None:

@@ -27,10 +27,10 @@ from valis_desktop.core.store import (
     StoredMessage,
     StoreError,
 )
-from valis_desktop.testing import Script, ScriptedProvider
+from valis_desktop.testing import Script, ScriptedProvider, next_chunk
 
 from .fixtures import stores
-from .fixtures.stores import WallClock, copy_v1, fts_in_sync, next_chunk, query
+from .fixtures.stores import WallClock, copy_v1, fts_in_sync, query
 
 MakeManager = Callable[..., ProviderManager]
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -15,10 +15,10 @@ from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.request import Status
 from valis_desktop.core.session import QueueFull, Session
 from valis_desktop.core.store import MessageStatus, Recorder, Store, history_from
-from valis_desktop.testing import Script, ScriptedProvider
+from valis_desktop.testing import Script, ScriptedProvider, next_chunk
 
 from .fixtures import stores
-from .fixtures.stores import fts_in_sync, next_chunk, query
+from .fixtures.stores import fts_in_sync, query
 
 MakeManager = Callable[..., ProviderManager]
 
