@@ -52,9 +52,9 @@ class ScriptedProvider(Provider):
     Scripts queued with ``push`` are used in order; when none is queued, ``default`` builds one.
     """
 
-    id: str = "scripted"  # type: ignore[misc]
-    display_name: str = "Scripted"  # type: ignore[misc]
-    default_concurrency: int = 4  # type: ignore[misc]
+    id: str = "scripted"
+    display_name: str = "Scripted"
+    default_concurrency: int = 4
     default: Callable[[ChatRequest], Script] = echo_script
     calls: list[ChatRequest] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
