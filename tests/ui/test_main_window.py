@@ -203,7 +203,7 @@ def test_closing_a_busy_tab_asks_then_cancels_its_requests(
     assert box is not None and "still answering" in box.text()
     close = next(b for b in box.buttons() if b.text() == "Close chat")
     qtbot.mouseClick(close, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: tab.session.closed and not window._closing_tabs)
+    qtbot.waitUntil(lambda: tab.session.closed and not window._background)
 
     one, two = requests_of(tab)
     assert one.result().status is Status.STOPPED
@@ -259,7 +259,7 @@ def test_keyboard_opens_cycles_renames_and_closes_chats(
     window.chat_tabs[1].rename("  Holiday   plans ")
     assert window.tabs.tabText(1) == "Holiday plans"
     qtbot.keyClick(window.focusWidget(), Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: window.tabs.count() == 1 and not window._closing_tabs)
+    qtbot.waitUntil(lambda: window.tabs.count() == 1 and not window._background)
     assert window.chat_tabs[0] is tab
 
 

@@ -125,7 +125,7 @@ def test_a_closed_chat_stays_in_the_history_and_can_be_reopened(
     qtbot.waitUntil(lambda: tab.settled)
     conversation_id = tab.session.id
     window.close_tab(tab)
-    qtbot.waitUntil(lambda: not window._closing_tabs)
+    qtbot.waitUntil(lambda: not window._background)
     assert all(t.session.id != conversation_id for t in window.chat_tabs)
 
     reopened = wait(qtbot, window.open_conversation(conversation_id))
@@ -133,3 +133,37 @@ def test_a_closed_chat_stays_in_the_history_and_can_be_reopened(
     assert reopened is not None and reopened is window.current_tab()
     assert "re: remember me" in reopened.view.toPlainText()
     assert [m.content for m in reopened.session.history] == ["remember me", "re: remember me"]
+
+
+def test_history_search_reopens_a_closed_chat_at_the_match_and_delete_closes_an_open_one(
+    qtbot: QtBot, start: Callable[[], MainWindow]
+) -> None:
+    window = start()
+    old = window.current_tab()
+    assert old is not None
+    send(qtbot, old, "where is the platypus?")
+    qtbot.waitUntil(lambda: old.settled)
+    old_id = old.session.id
+    open_now = window.new_tab()
+    send(qtbot, open_now, "another chat")
+    qtbot.waitUntil(lambda: open_now.settled)
+    window.close_tab(old)
+    qtbot.waitUntil(lambda: not window._background)
+
+    window.show_history()
+    history = window._history
+    assert history is not None and history.isVisible()
+    qtbot.keyClicks(history.search, "platypus")
+    qtbot.waitUntil(lambda: history._searching and not history.busy and history.list.count() > 0)
+    history.list.setCurrentRow(0)
+    history.open_current()
+    qtbot.waitUntil(
+        lambda: window.current_tab() is not None and window.current_tab().session.id == old_id
+    )
+    reopened = window.current_tab()
+    assert reopened is not None
+    qtbot.waitUntil(lambda: "platypus" in reopened.view.textCursor().selectedText())
+
+    history.deleted.emit(open_now.session.id)  # as after the user confirmed a delete
+    qtbot.waitUntil(lambda: open_now not in window.chat_tabs and not window._background)
+    assert all(t.session.id != open_now.session.id for t in window.chat_tabs)

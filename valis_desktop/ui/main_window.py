@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -24,6 +24,7 @@ from valis_desktop.core.settings import Settings
 from valis_desktop.core.store import Conversation, StoredMessage, history_from
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.conversations import Conversations, history_items
+from valis_desktop.ui.history_dialog import HistoryDialog
 from valis_desktop.ui.settings_dialog import SettingsDialog
 from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
 
@@ -50,10 +51,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE + (" — safe mode" if safe_mode else ""))
         self.resize(1200, 800)
         self.setMinimumSize(640, 420)
-        self._closing_tabs: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._shutdown: asyncio.Task[None] | None = None
         self._shut_down = False
         self._problems: QLabel | None = None
+        self._history: HistoryDialog | None = None
 
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Chats")
@@ -168,20 +170,55 @@ class MainWindow(QMainWindow):
             lambda: self.close_tab(tab),
         )
 
-    def close_tab(self, tab: ChatTab) -> None:
+    def close_tab(self, tab: ChatTab, *, deleted: bool = False) -> None:
+        """Close ``tab``, cancelling its requests; its conversation stays in the history
+        (unless it was ``deleted`` from there)."""
         index = self.tabs.indexOf(tab)
         if index < 0:
             return
         self.tabs.removeTab(index)
         if self.conversations is not None:
-            self.conversations.closed(tab.session.id)
+            if deleted:
+                self.conversations.recorder.forget(tab.session)
+            else:
+                self.conversations.closed(tab.session.id)
             self._save_tab_order()
-        task = asyncio.ensure_future(tab.aclose())
-        self._closing_tabs.add(task)
-        task.add_done_callback(self._closing_tabs.discard)
+        task = self._in_background(tab.aclose())
         task.add_done_callback(lambda _task: tab.deleteLater())
         if self.tabs.count() == 0 and not self._shut_down and self._shutdown is None:
             self.new_tab()
+
+    def show_history(self) -> None:
+        """The History: every conversation, searchable; open, delete, export, import."""
+        if self.conversations is None:
+            return
+        if self._history is None:
+            self._history = HistoryDialog(self.conversations.store, self)
+            self._history.open_requested.connect(self._open_from_history)
+            self._history.deleted.connect(self._deleted_from_history)
+        self._history.show()
+        self._history.raise_()
+        self._history.activateWindow()
+
+    def _open_from_history(self, conversation_id: str, message_id: str) -> None:
+        async def open_and_scroll() -> None:
+            tab = await self.open_conversation(conversation_id)
+            if tab is not None and message_id:
+                tab.view.scroll_to_message(message_id)
+
+        self._in_background(open_and_scroll())
+
+    def _deleted_from_history(self, conversation_id: str) -> None:
+        for tab in self.chat_tabs:
+            if tab.session.id == conversation_id:
+                self.close_tab(tab, deleted=True)
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        """Run ``work`` as a task that shutdown waits for."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def rename_tab(self, index: int) -> None:
         tab = self.tabs.widget(index)
@@ -226,13 +263,15 @@ class MainWindow(QMainWindow):
         """Stop every chat, close the providers, then close the window. Recording stops
         first, so what was still running is found unfinished at the next start."""
         self.status_refresher.stop()
+        if self._history is not None:
+            self._history.hide()  # cancels its searches and loads
         if self.conversations is not None:
             await self.conversations.stop_recording()
         for tab in self.chat_tabs:
             self.tabs.removeTab(self.tabs.indexOf(tab))
             await tab.aclose()
-        if self._closing_tabs:
-            await asyncio.wait(set(self._closing_tabs))
+        if self._background:
+            await asyncio.wait(set(self._background))
         await self.engine.aclose()
         if self.conversations is not None:
             await self.conversations.aclose()
@@ -256,6 +295,8 @@ class MainWindow(QMainWindow):
         self._action(chat, "Ne&xt chat", "Ctrl+Tab", lambda: self.cycle_tabs(1))
         self._action(chat, "Pre&vious chat", "Ctrl+Shift+Tab", lambda: self.cycle_tabs(-1))
         chat.addSeparator()
+        if self.conversations is not None:
+            self._action(chat, "&History…", "Ctrl+H", self.show_history)
         self._action(chat, "&Settings…", "Ctrl+,", self.open_settings)
         chat.addSeparator()
         self._action(chat, "&Quit", "Ctrl+Q", self.close)
