@@ -10,46 +10,16 @@ futures, which finish whatever happens to the dialog; their callbacks emit ``del
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
-import math
 import re
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import (
-    QDate,
-    QEvent,
-    QLocale,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QRect,
-    QSize,
-    QStandardPaths,
-    Qt,
-    QTime,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import (
-    QAbstractTextDocumentLayout,
-    QColor,
-    QFont,
-    QFontMetrics,
-    QHideEvent,
-    QKeyEvent,
-    QKeySequence,
-    QPainter,
-    QPalette,
-    QShortcut,
-    QShowEvent,
-    QTextDocument,
-)
+from PySide6.QtCore import QEvent, QObject, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -59,184 +29,33 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QListWidgetItem,
     QMenu,
     QMessageBox,
     QPushButton,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
-from valis_desktop.api import Role
-from valis_desktop.core.store import ConversationSummary, SearchHit, Store, StoreError
+from valis_desktop.core.store import Store, StoreError
 from valis_desktop.ui.form_layout import wrapped_label
+from valis_desktop.ui.history_rows import (
+    Row,
+    RowDelegate,
+    conversation_row,
+    count_text,
+    hit_row,
+    row_item,
+    row_of,
+)
 from valis_desktop.ui.model_form import ERROR_STYLE
 
-__all__ = ["HistoryDialog", "Row", "snippet_html"]
+__all__ = ["HistoryDialog"]
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 SEARCH_LIMIT = 50
 DEBOUNCE_MS = 200
-_ROW = Qt.ItemDataRole.UserRole + 1
-_PAD, _GAP = 8, 3
-_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-_ELIDE = Qt.TextElideMode.ElideRight
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One entry of the list: a conversation, or a message that matches the search."""
-
-    conversation_id: str
-    message_id: str
-    """The matching message; empty for a conversation."""
-    title: str
-    corner: str
-    """Right of the title: when it was updated, or who wrote the message and when."""
-    detail: str
-    """Below the title: the first line of a conversation, or a hit's snippet as plain text."""
-    detail_corner: str = ""
-    snippet_html: str = ""
-    """A hit's snippet as rich text: the matches in bold, everything else escaped."""
-
-    @property
-    def text(self) -> str:
-        """The whole row as plain text (what a screen reader says)."""
-        parts = (self.title, self.corner, self.detail, self.detail_corner)
-        return " — ".join(part for part in parts if part)
-
-
-def snippet_html(parts: tuple[tuple[str, bool], ...]) -> str:
-    """``SearchHit.parts`` as rich text on one line: the matches in bold, all text escaped."""
-    pieces = ((html.escape(re.sub(r"\s+", " ", text)), match) for text, match in parts)
-    return "".join(f"<b>{text}</b>" if match else text for text, match in pieces)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
-def _when(moment: datetime, now: datetime) -> str:
-    local, locale = moment.astimezone(), QLocale()
-    time = locale.toString(QTime(local.hour, local.minute), QLocale.FormatType.ShortFormat)
-    date = local.date()
-    if date == now.date():
-        return f"Today, {time}"
-    if date == (now - timedelta(days=1)).date():
-        return f"Yesterday, {time}"
-    shown = QDate(date.year, date.month, date.day)
-    if date.year == now.year:
-        return f"{locale.toString(shown, 'd MMM')}, {time}"
-    return locale.toString(shown, "d MMM yyyy")
-
-
-def _conversation_row(summary: ConversationSummary, now: datetime) -> Row:
-    title = summary.title or summary.first_line or "Untitled conversation"
-    facts = [_count(summary.message_count, "message")]
-    if summary.tab_position is not None:
-        facts.append(f"open in tab {summary.tab_position + 1}")
-    detail = summary.first_line if summary.first_line != title else ""
-    return Row(summary.id, "", title, _when(summary.updated_at, now), detail, " · ".join(facts))
-
-
-def _hit_row(hit: SearchHit, now: datetime) -> Row:
-    corner = f"{'You' if hit.role is Role.USER else 'Assistant'} · {_when(hit.created_at, now)}"
-    title = hit.conversation_title or "Untitled conversation"
-    plain = re.sub(r"\s+", " ", "".join(text for text, _ in hit.parts))
-    rich = snippet_html(hit.parts)
-    return Row(hit.conversation_id, hit.message_id, title, corner, plain, snippet_html=rich)
-
-
-def _snippet(rich: str, font: QFont, width: int) -> tuple[QTextDocument, int]:
-    """The snippet laid out ``width`` wide, and the height of its first two lines."""
-    document = QTextDocument()
-    document.setDefaultFont(font)
-    document.setDocumentMargin(0)
-    document.setHtml(rich)
-    document.setTextWidth(width)
-    document.size()  # lays it out
-    layout = document.firstBlock().layout()
-    shown = min(layout.lineCount(), 2)
-    return document, math.ceil(layout.lineAt(shown - 1).rect().bottom()) if shown else 0
-
-
-class _RowDelegate(QStyledItemDelegate):
-    """Paints a ``Row``: the title and its corner, then the detail line or the snippet."""
-
-    def __init__(self, view: QListWidget) -> None:
-        super().__init__(view)
-        self._view = view
-
-    def sizeHint(
-        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
-    ) -> QSize:
-        """Two lines; three for a snippet that needs two at the view's width."""
-        row: Row = index.data(_ROW)
-        line = body = option.fontMetrics.lineSpacing()
-        if row.snippet_html:
-            width = self._view.viewport().width() - 2 * _PAD
-            body = max(line, _snippet(row.snippet_html, option.font, width)[1])
-        return QSize(200, 2 * _PAD + _GAP + line + body)
-
-    def paint(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex,
-    ) -> None:
-        """The item's background as the style draws it, then the row's text."""
-        row: Row = index.data(_ROW)
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        style = self._view.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, self._view)
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        text = opt.palette.color(role)
-        muted = text if selected else opt.palette.color(QPalette.ColorRole.PlaceholderText)
-        rect = opt.rect.adjusted(_PAD, _PAD, -_PAD, -_PAD)
-        line = QFontMetrics(opt.font).lineSpacing()
-        body = QRect(rect.left(), rect.top() + line + _GAP, rect.width(), rect.height() - line)
-        strong = QFont(opt.font)
-        strong.setBold(True)
-        painter.save()
-        top = QRect(rect.topLeft(), QSize(rect.width(), line))
-        _draw_line(painter, top, (row.title, strong, text), (row.corner, opt.font, muted))
-        if row.snippet_html:
-            document, height = _snippet(row.snippet_html, opt.font, body.width())
-            context = QAbstractTextDocumentLayout.PaintContext()
-            context.palette.setColor(QPalette.ColorRole.Text, text)
-            painter.translate(body.topLeft())
-            painter.setClipRect(QRect(0, 0, body.width(), height))  # two lines at most
-            document.documentLayout().draw(painter, context)
-        else:
-            below = QRect(body.topLeft(), QSize(body.width(), line))
-            left, right = (row.detail, opt.font, muted), (row.detail_corner, opt.font, muted)
-            _draw_line(painter, below, left, right)
-        painter.restore()
-
-
-_Text = tuple[str, QFont, QColor]
-
-
-def _draw_line(painter: QPainter, rect: QRect, left: _Text, right: _Text) -> None:
-    """``right`` whole at the right of ``rect``, and ``left`` in the room left, elided."""
-    text, font, colour = right
-    painter.setFont(font)
-    painter.setPen(colour)
-    painter.drawText(rect, _RIGHT, text)
-    room = max(0, rect.width() - QFontMetrics(font).horizontalAdvance(text) - 2 * _PAD)
-    text, font, colour = left
-    painter.setFont(font)
-    painter.setPen(colour)
-    painter.drawText(rect, _LEFT, QFontMetrics(font).elidedText(text, _ELIDE, room))
 
 
 class HistoryDialog(QDialog):
@@ -285,7 +104,7 @@ class HistoryDialog(QDialog):
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.list = QListWidget(self)
         self.list.setAccessibleName("Conversations")
-        self.list.setItemDelegate(_RowDelegate(self.list))
+        self.list.setItemDelegate(RowDelegate(self.list))
         self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)  # snippets rewrap
@@ -342,13 +161,12 @@ class HistoryDialog(QDialog):
 
     def rows(self) -> list[Row]:
         """The entries of the list, top to bottom."""
-        return [self.list.item(i).data(_ROW) for i in range(self.list.count())]
+        return [row_of(self.list.item(i)) for i in range(self.list.count())]
 
     def current_row(self) -> Row | None:
         """The selected entry, if any."""
         item = self.list.currentItem()
-        row: Row | None = None if item is None else item.data(_ROW)
-        return row
+        return None if item is None else row_of(item)
 
     def refresh(self, select: str = "") -> None:
         """Reload the list, or search again if the search box has text. Then select the
@@ -416,7 +234,7 @@ class HistoryDialog(QDialog):
         while True:
             page = await self._store.list_conversations(limit=self._page_size, offset=offset)
             now = datetime.now().astimezone()
-            self._show([_conversation_row(summary, now) for summary in page], append=offset > 0)
+            self._show([conversation_row(summary, now) for summary in page], append=offset > 0)
             offset = self._loaded = offset + len(page)
             self._exhausted = len(page) < self._page_size
             self.list.doItemsLayout()  # now, so that the scroll range is up to date
@@ -425,30 +243,28 @@ class HistoryDialog(QDialog):
         if not (count := self.list.count()):
             self.status.setText("No conversations yet. Every chat will be kept here.")
         elif self._exhausted:
-            self.status.setText(f"{_count(count, 'conversation')}, the most recent first")
+            self.status.setText(f"{count_text(count, 'conversation')}, the most recent first")
         else:
             self.status.setText("The most recent conversations first; scroll for older ones")
 
     async def _search(self, words: str, select: str) -> None:
         hits = await self._store.search(words, limit=SEARCH_LIMIT + 1)
         now = datetime.now().astimezone()
-        self._show([_hit_row(hit, now) for hit in hits[:SEARCH_LIMIT]], append=False)
+        self._show([hit_row(hit, now) for hit in hits[:SEARCH_LIMIT]], append=False)
         self._select(select)
-        chats = _count(len({hit.conversation_id for hit in hits}), "conversation")
+        chats = count_text(len({hit.conversation_id for hit in hits}), "conversation")
         if not hits:
             self.status.setText(f"No message contains “{words}”.")
         elif len(hits) > SEARCH_LIMIT:
             self.status.setText(f"The best {SEARCH_LIMIT} matches. Add a word to narrow them.")
         else:
-            self.status.setText(f"{_count(len(hits), 'message')} in {chats}")
+            self.status.setText(f"{count_text(len(hits), 'message')} in {chats}")
 
     def _show(self, rows: list[Row], *, append: bool) -> None:
         if not append:
             self.list.clear()
         for row in rows:
-            item = QListWidgetItem(row.text)
-            item.setData(_ROW, row)
-            self.list.addItem(item)
+            self.list.addItem(row_item(row))
         if self.list.currentRow() < 0 and self.list.count():
             self.list.setCurrentRow(0)
 
@@ -487,7 +303,7 @@ class HistoryDialog(QDialog):
             self._tell(f"Could not delete “{row.title}”: {error}", ok=False)
             return
         for i in reversed(range(self.list.count())):
-            if self.list.item(i).data(_ROW).conversation_id == row.conversation_id:
+            if row_of(self.list.item(i)).conversation_id == row.conversation_id:
                 self.list.takeItem(i)
                 self._loaded -= 0 if self._searching else 1
         self._tell(f"Deleted “{row.title}”.")
