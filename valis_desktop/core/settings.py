@@ -24,7 +24,9 @@ limit = 1                    # answers at once from this provider
 disabled = ["some-plugin"]
 
 [plugins.openai]             # each plugin's own table, validated by the plugin
-instances = [{ id = "ollama", name = "Ollama", base_url = "http://127.0.0.1:11434/v1" }]
+instances = [
+  { id = "ollama", name = "Ollama", base_url = "http://127.0.0.1:11434/v1", model = "llama3.2" },
+]
 ```
 """
 

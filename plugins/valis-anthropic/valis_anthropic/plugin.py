@@ -1,0 +1,58 @@
+"""The plugin's hooks, announced through the ``valis_desktop.plugins`` entry point ``anthropic``:
+one provider per configured instance (none when nothing is configured), and the Settings
+dialog's form for the instances."""
+
+from __future__ import annotations
+
+import os
+
+from valis_anthropic.connection_check import check_connection
+from valis_anthropic.instances import load_instances
+from valis_anthropic.provider import AnthropicProvider
+from valis_anthropic.settings import AnthropicInstance
+from valis_desktop.api import (
+    PluginContext,
+    RegisterProvider,
+    RegisterSettingsForm,
+    SettingsForm,
+    hookimpl,
+)
+
+PLUGIN = "anthropic"
+
+
+def api_key(instance: AnthropicInstance, context: PluginContext) -> str | None:
+    """The keychain's key for the instance, else the one in its ``api_key_env`` variable.
+
+    Never the SDK's own sources (``ANTHROPIC_API_KEY``, profiles on disk): which key is used is
+    the user's explicit choice.
+    """
+    key = context.secret(instance.id)
+    if key:
+        return key
+    if instance.api_key_env:
+        return os.environ.get(instance.api_key_env) or None
+    return None
+
+
+@hookimpl
+def register_providers(register: RegisterProvider, context: PluginContext) -> None:
+    for instance in load_instances(context, AnthropicInstance):
+        register(AnthropicProvider(instance, api_key(instance, context)))
+
+
+@hookimpl
+def register_settings_forms(register: RegisterSettingsForm) -> None:
+    register(
+        SettingsForm(
+            PLUGIN,
+            "Anthropic (Claude)",
+            AnthropicInstance,
+            description=(
+                "Claude models through Anthropic's API. Add one instance per model; the key "
+                "comes from console.anthropic.com."
+            ),
+            secret_field="api_key",
+            test_connection=check_connection,
+        )
+    )

@@ -1,0 +1,109 @@
+"""One OpenAI-compatible endpoint as the user configures it in the settings file::
+
+    [[plugins.openai.instances]]
+    id = "ollama"
+    name = "Ollama on this machine"
+    base_url = "http://127.0.0.1:11434/v1"
+    model = "llama3.2"
+    limit = 2
+    timeouts = { connect = 5, first_byte = 120, read = 60 }
+
+The key is never in the file: it comes from the keychain (stored by the Settings dialog under the
+instance's id) or, where no keychain exists, from the environment variable ``api_key_env`` names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from valis_openai.instances import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
+
+
+class Timeouts(BaseModel):
+    """Seconds. The application's own timeouts (Settings, Engine) apply as well."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    connect: float = Field(10.0, gt=0, le=600)
+    """Seconds to open a connection to the server."""
+    first_byte: float = Field(60.0, gt=0, le=3600)
+    """Seconds from sending a message to the first words of the answer (a long conversation
+    takes a while to read)."""
+    read: float = Field(60.0, gt=0, le=3600)
+    """The longest pause, in seconds, in the middle of an answer."""
+
+
+class OpenAIInstance(BaseModel):
+    """One OpenAI-compatible server and model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    id: str = Field(pattern=PROVIDER_ID_PATTERN)
+    """The provider's id in chains: lower-case letters, digits, ".", "_" or "-" (e.g. ollama)."""
+    name: str = Field("", max_length=80)
+    """The name shown in the app (by default the id and the model)."""
+    model: str = Field(min_length=1, max_length=200)
+    """The model to ask, as the server names it (e.g. gpt-4o-mini, llama3.2)."""
+    base_url: str = OPENAI_URL
+    """The server's API address, usually ending in /v1 (e.g. http://127.0.0.1:11434/v1)."""
+    limit: int = Field(4, ge=1, le=256)
+    """How many answers this server may write at once."""
+    timeouts: Timeouts = Timeouts()
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra HTTP headers for every request (never a key: keys go in the keychain)."""
+    api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN)
+    """An environment variable that holds the key, used when the keychain has none."""
+    max_tokens_parameter: Literal["max_tokens", "max_completion_tokens"] | None = None
+    """How the answer's length limit is sent. By default max_completion_tokens to OpenAI
+    (whose newer models refuse max_tokens) and max_tokens to other servers."""
+    stream_usage: bool = True
+    """Ask for token counts at the end of each answer (turned off by itself for a server that
+    refuses it)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_secrets(cls, data: Any) -> Any:
+        return refuse_secrets(data)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// address, such as " + OPENAI_URL)
+        return value.strip().rstrip("/")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, str]) -> dict[str, str]:
+        for header in value:
+            if header.lower() in _CREDENTIAL_HEADERS:
+                raise ValueError(
+                    f"'{header}' carries a credential: store the key in Settings (the system "
+                    "keychain) instead of the settings file"
+                )
+        return value
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"{self.id} ({self.model})"
+
+    @property
+    def description(self) -> str:
+        return f"{self.model} at {self.base_url} (OpenAI-compatible)"
+
+    @property
+    def length_parameter(self) -> Literal["max_tokens", "max_completion_tokens"]:
+        if self.max_tokens_parameter is not None:
+            return self.max_tokens_parameter
+        host = urlsplit(self.base_url).hostname or ""
+        return "max_completion_tokens" if host == "api.openai.com" else "max_tokens"
