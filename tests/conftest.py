@@ -8,6 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the Qt tier last: its qasync loop stays the running loop until the session ends."""
+    items.sort(key=lambda item: "tests/ui/" in item.nodeid)
+
+
 @pytest.fixture(autouse=True)
 def fail_on_log_warnings(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Tests that expect a warning assert on ``caplog.records`` and then ``caplog.clear()``."""

@@ -19,10 +19,11 @@ from pytestqt.qtbot import QtBot
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def qloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    # Per module, not per session: asyncio tests collected after the UI tests need the
-    # running-loop slot back.
+    # One loop for the whole run: switching qasync loops between modules left Qt timers of
+    # the closed loop behind, which crashed the next module. The asyncio tiers, which need the
+    # running-loop slot to themselves, are ordered before this one (tests/conftest.py).
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
     yield loop

@@ -93,15 +93,7 @@ class Session:
         the next provider"); otherwise the chain the session has when the request starts is
         used. Raises ``QueueFull`` or ``SessionClosed``.
         """
-        if self._closed:
-            raise SessionClosed("This chat is closed.")
-        if not prompt.strip():
-            raise ValueError("An empty message cannot be sent.")
-        if len(self._queue) >= self.max_queue:
-            raise QueueFull(
-                f"{len(self._queue)} messages are already waiting in this chat. "
-                "Wait for an answer or cancel a queued message, then send again."
-            )
+        self.check(prompt)
         request = Request(
             self,
             f"{self.id}/{_RUN}{next(_request_numbers)}",
@@ -117,6 +109,18 @@ class Session:
                 self._work(), name=f"session {self.id}"
             )
         return request
+
+    def check(self, prompt: str) -> None:
+        """Raise what ``submit(prompt)`` would raise now, without queueing anything."""
+        if self._closed:
+            raise SessionClosed("This chat is closed.")
+        if not prompt.strip():
+            raise ValueError("An empty message cannot be sent.")
+        if len(self._queue) >= self.max_queue:
+            raise QueueFull(
+                f"{len(self._queue)} messages are already waiting in this chat. "
+                "Wait for an answer or cancel a queued message, then send again."
+            )
 
     def stop(self) -> None:
         """Stop the running answer, if any; queued messages then proceed."""

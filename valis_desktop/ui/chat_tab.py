@@ -136,26 +136,22 @@ class ChatTab(QWidget):
 
     def _submit(self, text: str, chain: Sequence[str] | None = None) -> bool:
         session = self.session
-        if self.recorder is None:
-            try:
+        try:
+            if self.recorder is None:
                 session.submit(text, chain=chain)
-            except (QueueFull, SessionClosed, ValueError) as error:
-                self._say(str(error))
-                return False
-            self._say("")
+            else:
+                # Written to disk before it is queued: refuse now what the queue would refuse,
+                # so that the user keeps the text in the composer.
+                session.check(text)
+        except (QueueFull, SessionClosed, ValueError) as error:
+            self._say(str(error))
+            return False
+        self._say("")
+        if self.recorder is None:
             return True
-        # Written to disk first, then queued: check now what would refuse it, so that the user
-        # keeps the text in the composer.
-        if session.closed or not text.strip() or len(session.queued) >= session.max_queue:
-            try:
-                session.submit(text, chain=chain)  # raises the refusal's own message
-            except (QueueFull, SessionClosed, ValueError) as error:
-                self._say(str(error))
-                return False
         task = asyncio.ensure_future(self.recorder.submit(session, text, chain=chain))
         self._sending.add(task)
         task.add_done_callback(lambda done: self._sent(done, text))
-        self._say("")
         return True
 
     def _sent(self, task: asyncio.Task[Request], text: str) -> None:
