@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 import pluggy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "API_VERSION",
     "ENTRY_POINT_GROUP",
+    "ENV_NAME_PATTERN",
     "PROJECT_NAME",
+    "PROVIDER_ID_PATTERN",
     "AuthError",
     "ChatRequest",
     "ConnectionCheck",
@@ -56,8 +58,10 @@ __all__ = [
     "StreamItem",
     "TransientError",
     "Usage",
+    "describe_invalid",
     "hookimpl",
     "hookspec",
+    "refuse_secrets",
 ]
 
 API_VERSION = (1, 0)
@@ -229,6 +233,39 @@ RegisterProvider: TypeAlias = Callable[[Provider], None]
 RegisterPersona: TypeAlias = Callable[[Persona], None]
 
 
+PROVIDER_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+"""What the application accepts as a provider id."""
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""A valid environment variable name (for a key read from the environment)."""
+
+_SECRET_FIELDS = frozenset({"key", "api_key", "apikey", "token", "secret", "password"})
+
+InstanceModel = TypeVar("InstanceModel", bound=BaseModel)
+
+
+def refuse_secrets(data: Any) -> Any:
+    """A ``model_validator(mode="before")`` for instance models: API keys belong in the
+    keychain, never in the settings file."""
+    if isinstance(data, Mapping):
+        for name in data:
+            if isinstance(name, str) and name.lower() in _SECRET_FIELDS:
+                raise ValueError(
+                    f"API keys never go in the settings file: remove '{name}' and store the "
+                    "key in Settings (it is kept in the system keychain)"
+                )
+    return data
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """Which fields are wrong and why, without their values (a value may be a secret)."""
+    parts = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
 class PluginContext:
     """What a plugin's hooks know of the user's configuration.
 
@@ -258,6 +295,54 @@ class PluginContext:
     def problem(self, message: str) -> None:
         """Tell the user about a configuration problem; say where it is and how to fix it."""
         self._problem(message)
+
+    def instances(self, model: type[InstanceModel]) -> list[InstanceModel]:
+        """The valid ``[[plugins.<name>.instances]]`` of the settings file, in order.
+
+        Each entry is validated with ``model`` on its own (it needs an ``id`` field): a bad one
+        is reported as a problem (which one, which field, why — never its values) and skipped;
+        so is one whose id is already taken. The others load.
+        """
+        table = f"[[plugins.{self.plugin}.instances]]"
+        entries = self.settings.get("instances", [])
+        if not isinstance(entries, Sequence) or isinstance(entries, str):
+            self.problem(
+                f"[plugins.{self.plugin}] 'instances' must be a list of {table} tables; "
+                "no instance was loaded."
+            )
+            return []
+        loaded: list[InstanceModel] = []
+        seen: set[str] = set()
+        for number, entry in enumerate(entries, start=1):
+            where = f"{table} number {number}{_named(entry)}"
+            if not isinstance(entry, Mapping):
+                self.problem(f"{where} is not a table; it was skipped.")
+                continue
+            try:
+                instance = model.model_validate(entry)
+            except ValidationError as error:
+                self.problem(
+                    f"{where} was skipped: {describe_invalid(error)}. Fix it in the settings file."
+                )
+                continue
+            instance_id = getattr(instance, "id", "")
+            if instance_id in seen:
+                self.problem(
+                    f"{where} was skipped: another instance already has the id '{instance_id}'. "
+                    "Give each instance its own id."
+                )
+                continue
+            seen.add(instance_id)
+            loaded.append(instance)
+        return loaded
+
+
+def _named(entry: object) -> str:
+    if isinstance(entry, Mapping):
+        instance_id = entry.get("id")
+        if isinstance(instance_id, str) and 0 < len(instance_id) <= 64:
+            return f" (id '{instance_id}')"
+    return ""
 
 
 class ConnectionCheck(BaseModel):

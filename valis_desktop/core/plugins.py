@@ -24,6 +24,7 @@ import pluggy
 from valis_desktop.api import (
     ENTRY_POINT_GROUP,
     PROJECT_NAME,
+    PROVIDER_ID_PATTERN,
     HookSpecs,
     Persona,
     PluginContext,
@@ -42,7 +43,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
 
 SAFE_MODE_ENV = "VALIS_SAFE_MODE"
 
-_PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_PROVIDER_ID = re.compile(PROVIDER_ID_PATTERN)
 
 
 def safe_mode_from_env() -> bool:

@@ -55,8 +55,6 @@ APP_NAME = "valis-desktop"
 SETTINGS_ENV = "VALIS_SETTINGS"
 """An environment variable naming another settings file (tests, portable use)."""
 
-_PROVIDER_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-
 
 class BreakerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 from valis_anthropic.connection_check import check_connection
-from valis_anthropic.instances import load_instances
 from valis_anthropic.provider import AnthropicProvider
 from valis_anthropic.settings import AnthropicInstance
 from valis_desktop.api import (
@@ -37,7 +36,7 @@ def api_key(instance: AnthropicInstance, context: PluginContext) -> str | None:
 
 @hookimpl
 def register_providers(register: RegisterProvider, context: PluginContext) -> None:
-    for instance in load_instances(context, AnthropicInstance):
+    for instance in context.instances(AnthropicInstance):
         register(AnthropicProvider(instance, api_key(instance, context)))
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from valis_anthropic.instances import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
+from valis_desktop.api import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from valis_command.instances import load_instances
 from valis_command.provider import CommandProvider
 from valis_command.settings import CommandInstance
 from valis_desktop.api import (
@@ -35,7 +34,7 @@ def api_key(instance: CommandInstance, context: PluginContext) -> str | None:
 
 @hookimpl
 def register_providers(register: RegisterProvider, context: PluginContext) -> None:
-    for instance in load_instances(context, CommandInstance):
+    for instance in context.instances(CommandInstance):
         register(CommandProvider(instance, api_key(instance, context)))
 
 

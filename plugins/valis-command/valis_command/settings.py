@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from valis_command.instances import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
+from valis_desktop.api import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
 
 
 class CommandInstance(BaseModel):

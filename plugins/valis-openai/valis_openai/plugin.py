@@ -14,7 +14,6 @@ from valis_desktop.api import (
     hookimpl,
 )
 from valis_openai.connection_check import check_connection
-from valis_openai.instances import load_instances
 from valis_openai.provider import OpenAIProvider
 from valis_openai.settings import OpenAIInstance
 
@@ -40,7 +39,7 @@ def api_key(instance: OpenAIInstance, context: PluginContext) -> str | None:
 
 @hookimpl
 def register_providers(register: RegisterProvider, context: PluginContext) -> None:
-    for instance in load_instances(context, OpenAIInstance):
+    for instance in context.instances(OpenAIInstance):
         register(OpenAIProvider(instance, api_key(instance, context)))
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from valis_openai.instances import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
+from valis_desktop.api import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
 
 OPENAI_URL = "https://api.openai.com/v1"
 
