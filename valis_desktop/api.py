@@ -23,7 +23,9 @@ point group ``valis_desktop.plugins``::
 from __future__ import annotations
 
 import abc
+import email.utils
 import enum
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -59,9 +61,11 @@ __all__ = [
     "TransientError",
     "Usage",
     "describe_invalid",
+    "error_for_status",
     "hookimpl",
     "hookspec",
     "refuse_secrets",
+    "retry_after_seconds",
 ]
 
 API_VERSION = (1, 0)
@@ -227,6 +231,60 @@ class AuthError(NeedsAttentionError):
 
 class InvalidRequestError(ProviderError):
     """The request itself is unacceptable (400, 413, 422): shown to the user, not retried."""
+
+
+def error_for_status(
+    status: int, message: str, headers: Mapping[str, str], name: str
+) -> ProviderError:
+    """The error for an HTTP error status from the provider called ``name``, by the outcome
+    table: 429 rate limited (with Retry-After), 401/402/403 auth or billing, 404 a wrong address
+    or model, 400/413/422 an invalid request, anything else transient. ``message`` is what the
+    server said (already shortened)."""
+    said = f": {message}" if message else ""
+    if status == 429:
+        return RateLimitedError(
+            f"{name} is rate limiting requests (HTTP 429){said}", retry_after_seconds(headers)
+        )
+    if status in (401, 403):
+        return AuthError(
+            f"{name} refused the API key (HTTP {status}){said}. "
+            "Check the key for this provider in Settings."
+        )
+    if status == 402:
+        return AuthError(
+            f"{name} asks for payment (HTTP 402){said}. Check the account's billing, and the "
+            "key for this provider in Settings."
+        )
+    if status in (400, 413, 422):
+        return InvalidRequestError(f"{name} rejected the request (HTTP {status}){said}")
+    if status == 404:
+        return NeedsAttentionError(
+            f"{name} does not know this address or model (HTTP 404){said}. Check the base URL "
+            "and the model name of this provider in Settings."
+        )
+    return TransientError(f"{name} failed (HTTP {status}){said}")
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 RegisterProvider: TypeAlias = Callable[[Provider], None]

@@ -3,19 +3,14 @@ classes, which decide what the circuit breaker sees and whether the chain moves 
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 
 import anthropic
 
 from valis_desktop.api import (
-    AuthError,
-    InvalidRequestError,
-    NeedsAttentionError,
     ProviderError,
-    RateLimitedError,
     TransientError,
+    error_for_status,
 )
 
 _MESSAGE_LIMIT = 300
@@ -66,36 +61,11 @@ def _map(error: anthropic.AnthropicError, name: str) -> ProviderError:
             if kind not in _STATUS_OF_TYPE:
                 return TransientError(f"{name} failed while answering: {message or kind}")
             status = _STATUS_OF_TYPE[kind]
-        return _from_status(status, message, error.response.headers, name)
+        if status == 529:
+            said = f": {message}" if message else ""
+            return TransientError(f"{name} is overloaded (HTTP 529){said}")
+        return error_for_status(status, message, error.response.headers, name)
     return TransientError(f"{name} failed: {_shorten(str(error))}")
-
-
-def _from_status(status: int, message: str, headers: Mapping[str, str], name: str) -> ProviderError:
-    said = f": {message}" if message else ""
-    if status == 429:
-        return RateLimitedError(
-            f"{name} is rate limiting requests (HTTP 429){said}", retry_after(headers)
-        )
-    if status in (401, 403):
-        return AuthError(
-            f"{name} refused the API key (HTTP {status}){said}. "
-            "Check the key for this provider in Settings."
-        )
-    if status == 402:
-        return AuthError(
-            f"{name} asks for payment (HTTP 402){said}. Check the account's billing, and the "
-            "key for this provider in Settings."
-        )
-    if status in (400, 413, 422):
-        return InvalidRequestError(f"{name} rejected the request (HTTP {status}){said}")
-    if status == 404:
-        return NeedsAttentionError(
-            f"{name} does not know this address or model (HTTP 404){said}. Check the base URL "
-            "and the model name of this provider in Settings."
-        )
-    if status == 529:
-        return TransientError(f"{name} is overloaded (HTTP 529){said}")
-    return TransientError(f"{name} failed (HTTP {status}){said}")
 
 
 def _error_of(body: object) -> tuple[str, str]:
@@ -111,28 +81,6 @@ def _error_of(body: object) -> tuple[str, str]:
     if isinstance(body, str):
         return "", _shorten(body)
     return "", ""
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _shorten(text: str) -> str:

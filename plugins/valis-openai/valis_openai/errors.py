@@ -3,19 +3,14 @@ which decide what the circuit breaker sees and whether the chain moves on."""
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 
 import openai
 
 from valis_desktop.api import (
-    AuthError,
-    InvalidRequestError,
-    NeedsAttentionError,
     ProviderError,
-    RateLimitedError,
     TransientError,
+    error_for_status,
 )
 
 _MESSAGE_LIMIT = 300
@@ -47,36 +42,12 @@ def _map(error: openai.OpenAIError, name: str) -> ProviderError:
         detail = f": {cause}" if cause is not None and str(cause) else ""
         return TransientError(f"The connection to {name} failed{detail}.")
     if isinstance(error, openai.APIStatusError):
-        return _from_status(error.status_code, server_message(error), error.response.headers, name)
+        return error_for_status(
+            error.status_code, server_message(error), error.response.headers, name
+        )
     if isinstance(error, openai.APIError):  # an error event in the middle of a stream
         return TransientError(f"{name} failed while answering: {_shorten(error.message)}")
     return TransientError(f"{name} failed: {_shorten(str(error))}")
-
-
-def _from_status(status: int, message: str, headers: Mapping[str, str], name: str) -> ProviderError:
-    said = f": {message}" if message else ""
-    if status == 429:
-        return RateLimitedError(
-            f"{name} is rate limiting requests (HTTP 429){said}", retry_after(headers)
-        )
-    if status in (401, 403):
-        return AuthError(
-            f"{name} refused the API key (HTTP {status}){said}. "
-            "Check the key for this provider in Settings."
-        )
-    if status == 402:
-        return AuthError(
-            f"{name} asks for payment (HTTP 402){said}. Check the account's billing, and the "
-            "key for this provider in Settings."
-        )
-    if status in (400, 413, 422):
-        return InvalidRequestError(f"{name} rejected the request (HTTP {status}){said}")
-    if status == 404:
-        return NeedsAttentionError(
-            f"{name} does not know this address or model (HTTP 404){said}. Check the base URL "
-            "and the model name of this provider in Settings."
-        )
-    return TransientError(f"{name} failed (HTTP {status}){said}")
 
 
 def server_message(error: openai.APIStatusError) -> str:
@@ -90,28 +61,6 @@ def server_message(error: openai.APIStatusError) -> str:
     if isinstance(body, str):
         return _shorten(body)
     return ""
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds is not None:
-        try:
-            return max(0.0, float(milliseconds) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _shorten(text: str) -> str:
