@@ -167,3 +167,29 @@ def test_history_search_reopens_a_closed_chat_at_the_match_and_delete_closes_an_
     history.deleted.emit(open_now.session.id)  # as after the user confirmed a delete
     qtbot.waitUntil(lambda: open_now not in window.chat_tabs and not window._background)
     assert all(t.session.id != open_now.session.id for t in window.chat_tabs)
+
+
+def test_an_answer_cut_off_by_quitting_comes_back_interrupted_and_can_be_retried(
+    qtbot: QtBot, start: Callable[[], MainWindow]
+) -> None:
+    window = start()
+    tab = window.current_tab()
+    assert tab is not None
+    provider = window.engine.manager.provider("p")
+    assert isinstance(provider, ScriptedProvider)
+    provider.push(Script(chunks=("half an answer", "never"), hang_after=1))
+    send(qtbot, tab, "tell me everything")
+    qtbot.waitUntil(lambda: "half an answer" in tab.view.toPlainText())
+    quit_(qtbot, window)  # while the answer streams
+
+    again = start()
+
+    restored = again.current_tab()
+    assert restored is not None
+    text = restored.view.toPlainText()
+    assert "half an answer" in text and "interrupted" in text.lower()
+    [answer_id] = restored._restored
+    restored.view.retry_requested.emit(answer_id)  # its Retry link
+    qtbot.waitUntil(
+        lambda: restored.settled and "re: tell me everything" in restored.view.toPlainText()
+    )

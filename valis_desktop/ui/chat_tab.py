@@ -15,14 +15,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from valis_desktop.api import Role
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.request import EventKind, Phase, Request, Status
 from valis_desktop.core.session import QueueFull, Session, SessionClosed
-from valis_desktop.core.store import Recorder, StoreError
+from valis_desktop.core.store import Recorder, StoredMessage, StoreError
 from valis_desktop.ui.bridge import SessionBridge, UiEvent
 from valis_desktop.ui.chain_editor import ChainEditor
 from valis_desktop.ui.chat_view import ChatView
 from valis_desktop.ui.composer import Composer
+from valis_desktop.ui.message_html import HistoryItem
 from valis_desktop.ui.queue_strip import QueueStrip, preview
 
 NEW_CHAT_TITLE = "New chat"
@@ -56,6 +58,8 @@ class ChatTab(QWidget):
         """This tab's requests by id, oldest first."""
         self._answers: dict[str, Request] = {}
         """Requests by the id of their answer in the view, for retry."""
+        self._restored: dict[str, tuple[str, str | None]] = {}
+        """Restored answers by id: (the question, the provider that answered), for retry."""
         self._sending: set[asyncio.Task[Request]] = set()
 
         self.persona_picker = QComboBox(self)
@@ -177,19 +181,55 @@ class ChatTab(QWidget):
             request.cancel()
 
     def retry(self, answer_id: str) -> None:
-        request = self._answers.get(answer_id)
-        if request is not None:
-            self._submit(request.prompt)
+        asked = self._asked(answer_id)
+        if asked is not None:
+            self._submit(asked[0])
 
     def retry_with_next(self, answer_id: str) -> None:
-        request = self._answers.get(answer_id)
-        if request is None:
+        asked = self._asked(answer_id)
+        if asked is None:
             return
-        rest = self._chain_after(request)
+        prompt, rest = asked
         if not rest:
             self._say("There is no next provider in this chat's chain.")
             return
-        self._submit(request.prompt, chain=rest)
+        self._submit(prompt, chain=rest)
+
+    def restore_history(self, messages: Sequence[StoredMessage]) -> None:
+        """Show a stored conversation (its Retry links work as for live answers)."""
+        question = ""
+        items = []
+        for message in messages:
+            if message.role == Role.USER:
+                question = message.text
+                items.append(HistoryItem(message.id, "user", message.text, message.status))
+            elif message.role == Role.ASSISTANT:
+                self._restored[message.id] = (question, message.provider_id)
+                items.append(
+                    HistoryItem(
+                        message.id,
+                        "assistant",
+                        message.text,
+                        message.status,
+                        self._provider_name(message.provider_id),
+                        message.first_chunk_seconds,
+                        message.chars_per_second,
+                        message.error,
+                        bool(self._chain_after_provider(self.session.chain, message.provider_id)),
+                    )
+                )
+        self.view.load_history(items)
+
+    def _asked(self, answer_id: str) -> tuple[str, tuple[str, ...]] | None:
+        """The question an answer answered, and the providers after the one that answered."""
+        request = self._answers.get(answer_id)
+        if request is not None:
+            return request.prompt, self._chain_after(request)
+        restored = self._restored.get(answer_id)
+        if restored is not None:
+            prompt, provider_id = restored
+            return prompt, self._chain_after_provider(self.session.chain, provider_id)
+        return None
 
     def edit_chain(self) -> None:
         available = [
@@ -298,12 +338,15 @@ class ChatTab(QWidget):
         return provider_id
 
     def _chain_after(self, request: Request) -> tuple[str, ...]:
-        chain = request.chain or self.session.chain
         tried = [attempt.provider_id for attempt in request.attempts]
         last = request.provider_id or (tried[-1] if tried else None)
-        if last not in chain:
+        return self._chain_after_provider(request.chain or self.session.chain, last)
+
+    @staticmethod
+    def _chain_after_provider(chain: tuple[str, ...], provider_id: str | None) -> tuple[str, ...]:
+        if provider_id not in chain:
             return chain
-        return chain[chain.index(last) + 1 :]
+        return chain[chain.index(provider_id) + 1 :]
 
     def _update_busy(self) -> None:
         busy = self.session.busy

@@ -1,8 +1,7 @@
 """The window's link to the conversation store: every chat is recorded, and comes back.
 
 The store does the work on its own thread; this keeps the tabs and the store in step (titles,
-personas, chains, tab order, closed tabs) and turns stored messages into what the chat view
-shows.
+personas, chains, tab order, closed tabs).
 """
 
 from __future__ import annotations
@@ -11,25 +10,6 @@ from collections.abc import Sequence
 
 from valis_desktop.core.store import Conversation, Recorder, Store, StoredMessage
 from valis_desktop.ui.chat_tab import ChatTab
-from valis_desktop.ui.message_html import HistoryItem
-
-
-def history_items(messages: Sequence[StoredMessage]) -> list[HistoryItem]:
-    """Stored messages as the chat view shows them."""
-    return [
-        HistoryItem(
-            m.id,
-            "user" if m.role == "user" else "assistant",
-            m.text,
-            m.status,
-            m.provider_id,
-            m.first_chunk_seconds,
-            m.chars_per_second,
-            m.error,
-        )
-        for m in messages
-        if m.role in ("user", "assistant")
-    ]
 
 
 class Conversations:

@@ -23,7 +23,7 @@ from valis_desktop.core.session import Session
 from valis_desktop.core.settings import Settings
 from valis_desktop.core.store import Conversation, StoredMessage, history_from
 from valis_desktop.ui.chat_tab import ChatTab
-from valis_desktop.ui.conversations import Conversations, history_items
+from valis_desktop.ui.conversations import Conversations
 from valis_desktop.ui.history_dialog import HistoryDialog
 from valis_desktop.ui.settings_dialog import SettingsDialog
 from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
             history=history_from(messages),
         )
         tab = self._add_tab(session, title=conversation.title)
-        tab.view.load_history(history_items(messages))
+        tab.restore_history(messages)
         return tab
 
     def _add_tab(self, session: Session, title: str = "") -> ChatTab:
