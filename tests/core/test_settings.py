@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from valis_desktop.api import ENTRY_POINT_GROUP
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.settings import Settings, load_settings, read_raw, save_settings
+from valis_desktop.testing import Script, ScriptedProvider
 
 GOOD = """
 [engine]
@@ -115,3 +119,37 @@ def test_settings_apply_to_a_running_engine(tmp_path: Path) -> None:
     assert engine.manager.breaker("fallback").config.failure_threshold == 9
     assert engine.manager.breaker("fallback").consecutive_failures == 2
     assert session.max_queue == 5
+
+
+async def test_saved_instances_take_effect_without_a_restart(tmp_path: Path) -> None:
+    sample = EntryPoint(
+        name="configured", value="tests.core.sample_plugins.configured", group=ENTRY_POINT_GROUP
+    )
+    path = tmp_path / "settings.toml"
+    raw = {"plugins": {"configured": {"instances": [{"id": "old"}, {"id": "kept"}]}}}
+    settings = save_settings(raw, path)
+    engine = Engine.start(
+        settings=settings, host=PluginHost(entry_points=[sample], settings=settings.plugin_tables())
+    )
+    old = engine.manager.provider("old")
+    assert isinstance(old, ScriptedProvider)
+    gate = asyncio.Event()
+    old.push(Script(chunks=("still answering",), gate=gate))
+    session = engine.open_session(chain=["old", "fallback"])
+    answering = session.submit("q")
+    await old.wait_for_calls(1)
+
+    raw["plugins"]["configured"]["instances"] = [{"id": "kept"}, {"id": "new"}]
+    engine.apply_settings(save_settings(raw, path))
+
+    assert set(engine.manager.provider_ids) == {"fallback", "kept", "new"}
+    assert engine.host.records["configured"].providers == ["kept", "new"]
+    assert not old.closed  # its answer is not finished yet
+    gate.set()
+    reply = await answering
+    assert (reply.provider_id, reply.text) == ("old", "still answering")
+    await asyncio.sleep(0)  # the retired provider closes once idle
+    assert old.closed
+    later = await session.submit("again")
+    assert later.provider_id == "fallback"  # "old" is gone: skipped as not installed
+    await engine.aclose()

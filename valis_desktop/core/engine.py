@@ -54,8 +54,11 @@ class Engine:
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings without a restart: limits, timeouts and breaker parameters at once
         (see ``ProviderManager.reconfigure``), the queue limit for open chats too, the default
-        chain for new chats. Plugins' provider instances are read at start only."""
+        chain for new chats. Plugins with a settings form register their providers again, so
+        added, changed and removed instances (and new keys) take effect now."""
         self.settings = settings
+        configurable = {form.plugin for form in self.host.settings_forms()}
+        self.host.refresh_providers(self.manager, configurable, settings.plugin_tables())
         self.manager.reconfigure(settings.engine_config(), settings.provider_limits())
         for session in self.sessions:
             session.max_queue = settings.engine.queue_limit

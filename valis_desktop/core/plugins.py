@@ -130,8 +130,29 @@ class PluginHost:
                 continue
             self._load(record, entry_point.load)
 
-    def register_providers(self, manager: ProviderManager) -> None:
-        """Add every loaded plugin's providers to ``manager``."""
+    def refresh_providers(
+        self,
+        manager: ProviderManager,
+        plugins: Collection[str],
+        settings: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """The user changed the settings: ask ``plugins`` for their providers again, with their
+        new ``settings`` tables and secrets. Their old providers leave ``manager`` (answers in
+        progress finish first) and the new ones take their place, with fresh breakers."""
+        self._settings = settings
+        refreshed = [self.records[name] for name in plugins if name in self.records]
+        for record in refreshed:
+            for provider_id in record.providers:
+                if provider_id in manager.provider_ids:
+                    manager.remove_provider(provider_id)
+            record.providers.clear()
+            record.problems.clear()
+        self.register_providers(manager, only={record.name for record in refreshed})
+
+    def register_providers(
+        self, manager: ProviderManager, *, only: Collection[str] | None = None
+    ) -> None:
+        """Add every loaded plugin's providers to ``manager`` (or those of the plugins named)."""
 
         taken = set(manager.provider_ids)
 
@@ -148,7 +169,7 @@ class PluginHost:
             taken.add(provider.id)
             return provider
 
-        for record, providers in self._collect("register_providers", accept):
+        for record, providers in self._collect("register_providers", accept, only):
             for provider in providers:
                 manager.add_provider(provider, plugin=record.name)
                 record.providers.append(provider.id)
@@ -204,7 +225,10 @@ class PluginHost:
             self._quarantine(record, _describe(error), error)
 
     def _collect(
-        self, hook_name: str, accept: Callable[[PluginRecord, object], Any]
+        self,
+        hook_name: str,
+        accept: Callable[[PluginRecord, object], Any],
+        only: Collection[str] | None = None,
     ) -> list[tuple[PluginRecord, list[Any]]]:
         """Call one hook plugin by plugin, so that one raising cannot stop the others; what a
         plugin registered counts only if its whole hook call succeeded."""
@@ -212,7 +236,9 @@ class PluginHost:
         results = []
         for impl in caller.get_hookimpls():  # in registration order
             record = self.records[impl.plugin_name]
-            if record.state is not PluginState.LOADED:
+            if record.state is not PluginState.LOADED or (
+                only is not None and record.name not in only
+            ):
                 continue
             accepted: list[Any] = []
 

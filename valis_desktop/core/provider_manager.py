@@ -157,6 +157,9 @@ class ProviderManager:
         self._providers: dict[str, _Entry] = {}
         self._requests: dict[str, Request] = {}
         self._listeners: list[EngineListener] = []
+        self._retired: list[_Entry] = []
+        """Removed providers still answering: closed once their last answer ends."""
+        self._closing: set[asyncio.Task[None]] = set()
 
     # Providers
 
@@ -172,6 +175,14 @@ class ProviderManager:
             provider, plugin, limit or provider.default_concurrency, breaker
         )
         self._provider_changed(provider.id)
+
+    def remove_provider(self, provider_id: str) -> None:
+        """Take a provider out: new requests no longer reach it (a chain naming it skips it as
+        not installed); answers it is giving finish, then it is closed."""
+        entry = self._providers.pop(provider_id)
+        self._retired.append(entry)
+        self._provider_changed(provider_id)
+        self._close_idle_retired()
 
     @property
     def provider_ids(self) -> tuple[str, ...]:
@@ -216,13 +227,18 @@ class ProviderManager:
 
     async def aclose(self) -> None:
         """Close every provider; one failing to close does not keep the others open."""
-        for entry in self._providers.values():
-            try:
-                await entry.provider.aclose()
-            except Exception:
-                log.exception(
-                    "plugin %r: provider %r failed to close", entry.plugin, entry.provider.id
-                )
+        for entry in [*self._providers.values(), *self._retired]:
+            await _close(entry)
+        self._retired.clear()
+        if self._closing:
+            await asyncio.wait(set(self._closing))
+
+    def _close_idle_retired(self) -> None:
+        for entry in [e for e in self._retired if not e.slots.in_use and not e.slots.waiting]:
+            self._retired.remove(entry)
+            task = asyncio.ensure_future(_close(entry))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     # Observation
 
@@ -351,6 +367,8 @@ class ProviderManager:
                     self._global.release()
             finally:
                 entry.slots.release()
+                if self._retired:
+                    self._close_idle_retired()
             if result is None:
                 outcome = Outcome.SUCCESS
             else:
@@ -439,6 +457,13 @@ class ProviderManager:
             entry.last_error = result.message
             request.attempts.append(Attempt(provider_id, result.outcome.value, result.message))
         return result
+
+
+async def _close(entry: _Entry) -> None:
+    try:
+        await entry.provider.aclose()
+    except Exception:
+        log.exception("plugin %r: provider %r failed to close", entry.plugin, entry.provider.id)
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:

@@ -235,8 +235,9 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(page)
         layout.addWidget(
             wrapped_label(
-                "Provider instances you add or change here are used after Valis Desktop is "
-                "restarted. API keys are kept in the system keychain, never in the settings file.",
+                "Provider instances you add or change here are used as soon as you save "
+                "(answers in progress finish first). API keys are kept in the system keychain, "
+                "never in the settings file.",
                 page,
             )
         )
@@ -323,7 +324,7 @@ class SettingsDialog(QDialog):
         }
         for group in self.plugins:
             for instance in group.instances:
-                labels.setdefault(instance.id, f"{instance.id} (after a restart)")
+                labels.setdefault(instance.id, f"{instance.id} (once saved)")
         labels.pop("", None)
         self.chain.set_known(labels)
         self.limits.set_known(sorted(labels))
