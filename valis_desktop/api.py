@@ -93,18 +93,6 @@ class Message(BaseModel):
     content: str
 
 
-class Persona(BaseModel):
-    """The voice a chat session speaks in."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.:-]*$", max_length=80)
-    name: str = Field(min_length=1, max_length=80)
-    description: str = ""
-    system_prompt: str = ""
-    greeting: str = ""
-
-
 class GenerationParams(BaseModel):
     """Sampling parameters; ``None`` leaves the provider's default."""
 
@@ -114,12 +102,33 @@ class GenerationParams(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
 
 
+class Persona(BaseModel):
+    """The voice a chat session speaks in.
+
+    ``default_chain`` is the provider chain a new chat with this persona starts with (empty: the
+    user's default chain); ``params`` are its sampling parameters (``None``: the providers'
+    defaults); ``colour`` is a ``#rrggbb`` accent for the user interface, or empty.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.:-]*$", max_length=80)
+    name: str = Field(min_length=1, max_length=80)
+    description: str = ""
+    system_prompt: str = ""
+    greeting: str = ""
+    default_chain: tuple[str, ...] = ()
+    params: GenerationParams | None = None
+    colour: str = Field(default="", pattern=r"^(#[0-9a-fA-F]{6})?$")
+
+
 class ChatRequest(BaseModel):
     """What a provider is asked to answer.
 
     ``messages`` is the whole context, oldest first: the persona's system prompt (if any), the
-    session's history, and last the user's new message. A provider sees only its own session's
-    messages.
+    session's history (as many of the newest turns as fit the provider's ``context_tokens``,
+    with a system note saying how many earlier messages were left out), and last the user's new
+    message. A provider sees only its own session's messages.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -167,8 +176,8 @@ class Provider(abc.ABC):
     """A model back end.
 
     Subclasses set ``id`` (stable, lower case, used in chains and settings), ``display_name`` and
-    optionally ``description`` and ``default_concurrency`` (how many answers it may produce at
-    once unless the user configures otherwise), and implement ``stream``.
+    optionally ``description``, ``default_concurrency`` (how many answers it may produce at
+    once unless the user configures otherwise) and ``context_tokens``, and implement ``stream``.
 
     The manager owns retries, fallbacks and timeouts: a provider makes one attempt and raises one
     of the ``ProviderError`` classes below when it fails. Stopping an answer closes the stream
@@ -180,6 +189,10 @@ class Provider(abc.ABC):
     display_name: str
     description: str = ""
     default_concurrency: int = 4
+    context_tokens: int | None = None
+    """How many tokens the provider's model reads at most, prompt and answer together; ``None``
+    if unknown (the engine then assumes a modest default). The engine trims old turns of the
+    conversation to fit."""
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:

@@ -48,6 +48,8 @@ async def run_window(
         recovery = await store.recover()
         problems = [*problems, *_store_notes(store, recovery)]
         conversations = Conversations(store, Recorder(store, clock=engine.manager.clock))
+    if engine.library is not None:
+        problems = [*problems, *(f"Persona skipped: {p}" for p in engine.library.problems)]
     window = MainWindow(engine, safe_mode=safe_mode, problems=problems, conversations=conversations)
     if conversations is not None:
         await window.restore()

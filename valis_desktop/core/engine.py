@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from valis_desktop.api import Message, Persona
 from valis_desktop.core import secrets
 from valis_desktop.core.defaults import DEFAULT_PERSONA
+from valis_desktop.core.personas import PersonaLibrary
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.session import Session
@@ -22,8 +23,11 @@ class Engine:
     host: PluginHost
     manager: ProviderManager
     personas: dict[str, Persona]
+    """Every persona by id: the library's own dict when the engine was started with one, so
+    personas the user saves or deletes appear and disappear here at once."""
     settings: Settings = field(default_factory=Settings)
     sessions: list[Session] = field(default_factory=list)
+    library: PersonaLibrary | None = None
 
     @classmethod
     def start(
@@ -33,7 +37,10 @@ class Engine:
         safe_mode: bool = False,
         strict: bool = False,
         host: PluginHost | None = None,
+        library: PersonaLibrary | None = None,
     ) -> Engine:
+        """Load the plugins and the personas (``library`` reads the user's from the platform
+        data directory unless given one), and register the providers."""
         settings = settings or Settings()
         host = host or PluginHost(
             safe_mode=safe_mode,
@@ -48,8 +55,9 @@ class Engine:
         for provider_id, limit in settings.provider_limits().items():
             if provider_id in manager.provider_ids:
                 manager.set_limit(provider_id, limit)
-        personas = {persona.id: persona for persona in host.personas()}
-        return cls(host, manager, personas, settings)
+        library = library or PersonaLibrary()
+        library.load(host)
+        return cls(host, manager, library.personas, settings, library=library)
 
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings without a restart: limits, timeouts and breaker parameters at once
@@ -78,11 +86,15 @@ class Engine:
         session_id: str | None = None,
         history: Iterable[Message] = (),
     ) -> Session:
-        """A new chat, or (with ``session_id`` and ``history``) a restored one."""
+        """A new chat, or (with ``session_id`` and ``history``) a restored one. Without
+        ``chain`` it uses the persona's default chain, if it has one, else the user's."""
+        persona = self.persona(persona_id)
+        if chain is None:
+            chain = (persona.default_chain if persona else ()) or self.default_chain
         session = Session(
             self.manager,
-            chain=self.default_chain if chain is None else chain,
-            persona=self.persona(persona_id),
+            chain=chain,
+            persona=persona,
             session_id=session_id,
             history=history,
             max_queue=self.settings.engine.queue_limit,

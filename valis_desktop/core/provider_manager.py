@@ -63,6 +63,9 @@ class EngineEvent:
 
 EngineListener = Callable[[EngineEvent], None]
 
+RequestBuilder = Callable[[Provider], ChatRequest]
+"""Builds the request one provider of a chain is asked (see ``ProviderManager.run``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderStatus:
@@ -308,9 +311,13 @@ class ProviderManager:
         self._request_changed(request)
 
     async def run(
-        self, request: Request, chat_request: ChatRequest, chain: Sequence[str]
+        self, request: Request, build: RequestBuilder, chain: Sequence[str]
     ) -> tuple[Status, str]:
         """Answer ``request`` along ``chain``; returns its final status and error message.
+
+        ``build(provider)`` makes what each provider of the chain is asked: the context is
+        fitted to that provider's budget, so a fallback with a larger context sees more of the
+        conversation.
 
         Chunks, the provider, usage and attempts are written into ``request`` as they happen.
         Cancellation (the user's stop) propagates after the provider stream is closed, slots
@@ -326,7 +333,7 @@ class ProviderManager:
             if permit is None:
                 reasons.append(self._skip(request, provider_id, entry.breaker.state))
                 continue
-            result = await self._attempt(entry, permit, request, chat_request)
+            result = await self._attempt(entry, permit, request, build(entry.provider))
             if result is None:
                 return Status.ANSWERED, ""
             reasons.append(f"{provider_id}: {result.message}")

@@ -14,8 +14,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-from valis_desktop.api import ChatRequest, GenerationParams, Message, Persona, Role
-from valis_desktop.core.context import build_messages
+from valis_desktop.api import ChatRequest, GenerationParams, Message, Persona, Provider, Role
+from valis_desktop.core.context import build_messages, prompt_budget
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.request import EventKind, Request, SessionEvent, Status
 
@@ -55,7 +55,8 @@ class Session:
         self.chain: tuple[str, ...] = tuple(chain)
         self.persona = persona
         self.model = model
-        self.params = params or GenerationParams()
+        self.params = params
+        """Sampling parameters for this chat; ``None`` uses the persona's (if it has any)."""
         self.max_queue = max_queue
         self.history: list[Message] = list(history)
         """Finished turns, oldest first: what the next request's context is built from."""
@@ -165,18 +166,28 @@ class Session:
         request.started_at = self._manager.clock.now()
         self._emit(EventKind.STARTED, request)
         user_message = Message(role=Role.USER, content=request.prompt)
-        # Trusted parts, already validated: construct rather than validate every history item.
-        chat_request = ChatRequest.model_construct(
-            request_id=request.id,
-            session_id=self.id,
-            messages=build_messages(self.persona, self.history, user_message),
-            persona=self.persona,
-            model=self.model,
-            params=self.params,
-        )
+        # What the request starts with holds for all its attempts: a persona chosen meanwhile
+        # applies from the next request on.
+        persona = self.persona
+        history = tuple(self.history)
+        params = self.params or (persona.params if persona is not None else None)
+        params = params or GenerationParams()
+
+        def build(provider: Provider) -> ChatRequest:
+            budget = prompt_budget(provider, params.max_tokens)
+            # Trusted parts, already validated: construct rather than validate every message.
+            return ChatRequest.model_construct(
+                request_id=request.id,
+                session_id=self.id,
+                messages=build_messages(persona, history, user_message, budget),
+                persona=persona,
+                model=self.model,
+                params=params,
+            )
+
         try:
             chain = request.chain or self.chain
-            status, error = await self._manager.run(request, chat_request, chain)
+            status, error = await self._manager.run(request, build, chain)
         except asyncio.CancelledError:
             if self._closed or self._stopping is not request:
                 self._conclude(

@@ -89,6 +89,7 @@ class LocalProvider(Provider):
     display_name = _BUNDLED_NAME
     description = _BUNDLED_DESCRIPTION
     default_concurrency = 1
+    context_tokens = SETTINGS.context_tokens
     """The engine computes one answer at a time (and two cores have no more to give): further
     requests wait in the provider manager's queue."""
 
