@@ -13,7 +13,7 @@ from valis_desktop.api import ENTRY_POINT_GROUP, GenerationParams, Persona, Role
 from valis_desktop.builtin.personas import ASSISTANT
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.personas import PersonaError, PersonaLibrary, PersonaOrigin
-from valis_desktop.core.plugins import PluginHost
+from valis_desktop.core.plugins import PluginHost, PluginState
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.session import Session
 from valis_desktop.testing import Script, ScriptedProvider
@@ -245,3 +245,24 @@ async def test_changing_the_persona_changes_the_next_request_only(
         (Role.ASSISTANT, "two"),
         (Role.USER, "q3"),
     ]
+
+
+def test_two_packs_may_use_the_same_id_each_under_its_own_namespace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = PluginHost(
+        entry_points=[
+            EntryPoint(
+                name=name, value=f"tests.core.sample_plugins.{name}", group=ENTRY_POINT_GROUP
+            )
+            for name in ("persona_pack", "other_pack")
+        ]
+    )
+    host.load()
+    library = PersonaLibrary(tmp_path)
+    library.load(host)
+
+    assert {"persona_pack:sage", "other_pack:sage"} <= set(library.personas)
+    assert library.personas["other_pack:sage"].name == "Another Sage"
+    assert all(record.state is PluginState.LOADED for record in host.records.values())
+    caplog.clear()

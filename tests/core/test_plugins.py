@@ -32,7 +32,7 @@ def test_builtins_load_through_the_same_hooks() -> None:
     assert manager.provider_ids == ("fallback",)
     assert host.records["fallback"].builtin
     assert host.records["fallback"].providers == ["fallback"]
-    assert [p.id for p in host.personas()] == ["assistant"]
+    assert [(r.name, p.id) for r, p in host.personas()] == [("personas", "assistant")]
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_disabled_plugins_are_listed_but_not_loaded() -> None:
 
 def test_plugin_personas_are_collected() -> None:
     host, _ = load("good")
-    assert [p.id for p in host.personas()] == ["assistant", "good.pirate"]
+    assert [p.id for _, p in host.personas()] == ["assistant", "good.pirate"]
     assert host.records["good"].personas == ["good.pirate"]
 
 

@@ -200,12 +200,7 @@ class PersonaLibrary:
             self._add(persona, PersonaOrigin.USER, path=path)
 
     def _load_plugins(self, host: PluginHost) -> None:
-        registered = host.personas()
-        records = {
-            persona_id: record for record in host.records.values() for persona_id in record.personas
-        }
-        for persona in registered:
-            record = records[persona.id]
+        for record, persona in host.personas():
             if record.builtin:
                 # The built-in plugins' personas are the package's persona files.
                 if persona.id not in self.personas:

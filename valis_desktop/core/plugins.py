@@ -174,22 +174,19 @@ class PluginHost:
                 manager.add_provider(provider, plugin=record.name)
                 record.providers.append(provider.id)
 
-    def personas(self) -> list[Persona]:
-        """Every persona the loaded plugins register, in load order."""
-        seen: set[str] = set()
+    def personas(self) -> list[tuple[PluginRecord, Persona]]:
+        """Every persona the loaded plugins register, with its plugin, in load order. Ids are
+        the plugins' own: the persona library namespaces them and settles collisions."""
 
         def accept(record: PluginRecord, persona: object) -> Persona:
             if not isinstance(persona, Persona):
                 raise TypeError(f"register() takes a Persona, not {type(persona).__name__}")
-            if persona.id in seen:
-                raise ValueError(f"persona id {persona.id!r} is already taken")
-            seen.add(persona.id)
             return persona
 
-        result: list[Persona] = []
+        result: list[tuple[PluginRecord, Persona]] = []
         for record, personas in self._collect("register_personas", accept):
             record.personas.extend(persona.id for persona in personas)
-            result.extend(personas)
+            result.extend((record, persona) for persona in personas)
         return result
 
     def settings_forms(self) -> list[SettingsForm]:
