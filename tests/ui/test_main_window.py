@@ -11,12 +11,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-from valis_desktop.api import TransientError
+from valis_desktop.api import Persona, TransientError
 from valis_desktop.builtin.fallback import FallbackProvider
 from valis_desktop.builtin.personas import ASSISTANT
 from valis_desktop.core.circuit_breaker import BreakerConfig
 from valis_desktop.core.clock import ManualClock
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.personas import PersonaLibrary
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
 from valis_desktop.core.request import Request, Status
@@ -24,6 +25,7 @@ from valis_desktop.core.settings import SETTINGS_ENV, EngineSettings, Settings
 from valis_desktop.testing import Script, ScriptedProvider
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.main_window import MainWindow
+from valis_desktop.ui.persona_editor import PersonaEditor
 from valis_desktop.ui.settings_dialog import SettingsDialog
 
 MakeWindow = Callable[..., MainWindow]
@@ -300,3 +302,24 @@ def test_settings_saved_from_the_window_apply_at_once(
 
     assert window.engine.manager.snapshot().global_limit == 4
     assert "global_limit = 4" in (tmp_path / "settings.toml").read_text()
+
+
+def test_personas_saved_in_the_editor_appear_in_every_tab(qtbot: QtBot, tmp_path: Path) -> None:
+    engine = Engine.start(host=PluginHost(safe_mode=True), library=PersonaLibrary(tmp_path))
+    window = MainWindow(engine)
+    window.show()
+    second = window.new_tab()
+    window.open_personas()
+    editor = window.findChild(PersonaEditor)
+    assert editor is not None and editor.isVisible()
+
+    engine.library.save(Persona(id="critic", name="Critic", system_prompt="Be blunt."))
+    editor.saved.emit("critic")
+
+    for tab in window.chat_tabs:
+        assert tab.persona_picker.findData("critic") >= 0
+    assert second.session.persona is not None and second.session.persona.id == "assistant"
+    editor.close()
+    with qtbot.waitSignal(window.shutdown_finished):
+        window.close()
+    window.deleteLater()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -354,6 +354,26 @@ class ChatTab(QWidget):
         if busy != self._busy:
             self._busy = busy
             self.busy_changed.emit(busy)
+
+    def refresh_personas(self) -> None:
+        """Refill the persona picker from the engine's personas (after the user saved or
+        deleted one), keeping the current choice and without announcing a persona change. A
+        persona that is gone from the library stays listed while this chat still speaks in it."""
+        current = self.persona_picker.currentData()
+        blocker = QSignalBlocker(self.persona_picker)
+        try:
+            self.persona_picker.clear()
+            for persona in self.engine.personas.values():
+                self.persona_picker.addItem(persona.name, persona.id)
+            index = self.persona_picker.findData(current)
+            if index < 0 and self.session.persona is not None:
+                index = self.persona_picker.findData(self.session.persona.id)
+                if index < 0:
+                    self.persona_picker.addItem(self.session.persona.name, self.session.persona.id)
+                    index = self.persona_picker.count() - 1
+            self.persona_picker.setCurrentIndex(index)
+        finally:
+            blocker.unblock()
 
     def _persona_chosen(self, index: int) -> None:
         persona = self.engine.personas.get(self.persona_picker.itemData(index))

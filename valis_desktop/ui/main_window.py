@@ -25,6 +25,7 @@ from valis_desktop.core.store import Conversation, StoredMessage, history_from
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.conversations import Conversations
 from valis_desktop.ui.history_dialog import HistoryDialog
+from valis_desktop.ui.persona_editor import PersonaEditor
 from valis_desktop.ui.settings_dialog import SettingsDialog
 from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
 
@@ -237,6 +238,20 @@ class MainWindow(QMainWindow):
         if count:
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
+    def open_personas(self) -> None:
+        """The persona editor: built-in, plugin and the user's own personas."""
+        if self.engine.library is None:
+            return
+        editor = PersonaEditor(self.engine.library, self)
+        editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        editor.saved.connect(lambda _id: self._refresh_personas())
+        editor.deleted.connect(lambda _id: self._refresh_personas())
+        editor.open()
+
+    def _refresh_personas(self) -> None:
+        for tab in self.chat_tabs:
+            tab.refresh_personas()
+
     def open_settings(self) -> None:
         providers = [(s.id, s.display_name) for s in self.engine.manager.snapshot().providers]
         dialog = SettingsDialog(self.engine.host.settings_forms(), providers=providers, parent=self)
@@ -297,6 +312,8 @@ class MainWindow(QMainWindow):
         chat.addSeparator()
         if self.conversations is not None:
             self._action(chat, "&History…", "Ctrl+H", self.show_history)
+        if self.engine.library is not None:
+            self._action(chat, "&Personas…", "", self.open_personas)
         self._action(chat, "&Settings…", "Ctrl+,", self.open_settings)
         chat.addSeparator()
         self._action(chat, "&Quit", "Ctrl+Q", self.close)
