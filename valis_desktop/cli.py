@@ -12,6 +12,8 @@ from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugins import SAFE_MODE_ENV, PluginState, safe_mode_from_env
 from valis_desktop.core.settings import load_settings
 from valis_desktop.logs import configure_logging
+from valis_desktop.plugins_cli import add_parser as add_plugins_parser
+from valis_desktop.plugins_cli import run as run_plugins
 from valis_desktop.terminal_chat import run_chat
 
 
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="send this message and exit (repeatable); otherwise read stdin",
     )
+    add_plugins_parser(commands)
     return parser
 
 
@@ -63,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from valis_desktop.app import run_app  # Qt loads only for the window
 
         return run_app(safe_mode=safe_mode, exit_when_shown=args.exit_when_shown)
+    if args.command == "plugins":
+        return run_plugins(args, safe_mode=safe_mode)
     loaded = load_settings()
     for problem in loaded.problems:
         print(problem, file=sys.stderr)

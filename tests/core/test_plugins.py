@@ -137,3 +137,39 @@ async def test_plugins_register_settings_forms() -> None:
     assert form.test_connection is not None
     check = await form.test_connection(form.instance_model(id="x"), "secret")
     assert check.ok and check.models == ("m1",)
+
+
+def test_a_plugin_built_for_a_newer_api_is_refused_with_a_clear_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host, manager = load("newer_api", "good")
+
+    record = host.records["newer_api"]
+    assert record.state is PluginState.QUARANTINED
+    assert record.error_summary == (
+        "built for plugin API 2.0; this Valis Desktop supports 1.x — update Valis Desktop or "
+        "use an older version of the plugin"
+    )
+    assert set(manager.provider_ids) == {"fallback", "good"}
+    assert [w.getMessage() for w in caplog.records] == [
+        f"plugin 'newer_api' quarantined: {record.error_summary}"
+    ]
+    caplog.clear()
+
+
+@pytest.mark.parametrize(
+    ("declared", "refused"),
+    [
+        (None, ""),
+        ((1, 0), ""),
+        ((0, 9), ""),
+        ((1, 1), "built for plugin API 1.1; this Valis Desktop supports up to 1.0"),
+        ((2, 0), "built for plugin API 2.0; this Valis Desktop supports 1.x"),
+        ("1.0", "VALIS_API_VERSION must be a (major, minor) tuple of integers"),
+    ],
+)
+def test_api_version_refusal(declared: object, refused: str) -> None:
+    from valis_desktop.core.plugins import api_version_refusal
+
+    message = api_version_refusal(declared, (1, 0))
+    assert message.startswith(refused) if refused else message == ""

@@ -22,6 +22,7 @@ from typing import Any
 import pluggy
 
 from valis_desktop.api import (
+    API_VERSION,
     ENTRY_POINT_GROUP,
     PROJECT_NAME,
     PROVIDER_ID_PATTERN,
@@ -42,6 +43,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
 """Plugins that ship inside the application, loaded through the same hooks as the others."""
 
 SAFE_MODE_ENV = "VALIS_SAFE_MODE"
+
+API_VERSION_ATTRIBUTE = "VALIS_API_VERSION"
+"""A plugin module's ``(major, minor)`` plugin API version it was built for (optional)."""
 
 _PROVIDER_ID = re.compile(PROVIDER_ID_PATTERN)
 
@@ -217,7 +221,16 @@ class PluginHost:
             return
         self.records[record.name] = record
         try:
-            self._pm.register(loader(), name=record.name)
+            plugin = loader()
+        except Exception as error:
+            self._quarantine(record, _describe(error), error)
+            return
+        refusal = api_version_refusal(getattr(plugin, API_VERSION_ATTRIBUTE, None))
+        if refusal:
+            self._quarantine(record, refusal)
+            return
+        try:
+            self._pm.register(plugin, name=record.name)
         except Exception as error:
             self._quarantine(record, _describe(error), error)
 
@@ -276,6 +289,29 @@ class PluginHost:
         self.records.setdefault(record.name, record)
         if self._pm.has_plugin(record.name):
             self._pm.unregister(name=record.name)
+
+
+def api_version_refusal(declared: object, supported: tuple[int, int] = API_VERSION) -> str:
+    """Why a plugin declaring ``VALIS_API_VERSION = declared`` cannot load, or ``""`` if it can
+    (also when it declares nothing)."""
+    if declared is None:
+        return ""
+    if (
+        not isinstance(declared, tuple | list)
+        or len(declared) != 2
+        or not all(isinstance(part, int) and not isinstance(part, bool) for part in declared)
+    ):
+        return (
+            f"{API_VERSION_ATTRIBUTE} must be a (major, minor) tuple of integers, not {declared!r}"
+        )
+    major, minor = declared
+    if (major, minor) <= tuple(supported):
+        return ""
+    range_ = f"{supported[0]}.x" if major > supported[0] else f"up to {supported[0]}.{supported[1]}"
+    return (
+        f"built for plugin API {major}.{minor}; this Valis Desktop supports {range_} — "
+        "update Valis Desktop or use an older version of the plugin"
+    )
 
 
 SecretReader = Callable[[str, str], "str | None"]
