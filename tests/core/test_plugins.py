@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
 from valis_desktop.api import ENTRY_POINT_GROUP
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.personas import PersonaLibrary
 from valis_desktop.core.plugins import PluginHost, PluginLoadError, PluginState
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.request import Status
+from valis_desktop.core.settings import PluginsSettings, Settings, load_settings
+from valis_desktop.testing import Script, ScriptedProvider
 
 SAMPLES = "tests.core.sample_plugins"
 
@@ -173,3 +178,131 @@ def test_api_version_refusal(declared: object, refused: str) -> None:
 
     message = api_version_refusal(declared, (1, 0))
     assert message.startswith(refused) if refused else message == ""
+
+
+# Hot enabling and disabling: the host does it now, the engine also remembers it in settings.
+
+
+def engine_with(tmp_path: Path, *names: str, disabled: tuple[str, ...] = ()) -> tuple[Engine, Path]:
+    path = tmp_path / "settings.toml"
+    settings = Settings(plugins=PluginsSettings(disabled=list(disabled)))
+    host = PluginHost(entry_points=[entry_point(n) for n in names], disabled=disabled)
+    library = PersonaLibrary(tmp_path / "personas")
+    return Engine.start(settings=settings, host=host, library=library, settings_path=path), path
+
+
+def test_disabling_removes_the_providers_and_persists(tmp_path: Path) -> None:
+    engine, path = engine_with(tmp_path, "good", "other_pack")
+    assert "good" in engine.manager.provider_ids
+
+    record = engine.set_plugin_enabled("good", False)
+
+    assert record.state is PluginState.DISABLED and record.providers == []
+    assert "good" not in engine.manager.provider_ids
+    assert "fallback" in engine.manager.provider_ids
+    assert load_settings(path).settings.plugins.disabled == ["good"]
+    assert engine.settings.plugins.disabled == ["good"]
+    assert not engine.host._pm.has_plugin("good")
+    engine.set_plugin_enabled("good", False)  # again: nothing more happens
+    assert load_settings(path).settings.plugins.disabled == ["good"]
+
+
+def test_enabling_brings_the_providers_back_without_a_restart(tmp_path: Path) -> None:
+    engine, path = engine_with(tmp_path, "good", disabled=("good",))
+    path.write_text('[plugins]\ndisabled = ["good", "someone-else"]\n', encoding="utf-8")
+    assert "good" not in engine.manager.provider_ids
+
+    record = engine.set_plugin_enabled("good", True)
+
+    assert record.state is PluginState.LOADED and record.providers == ["good"]
+    assert "good" in engine.manager.provider_ids
+    assert load_settings(path).settings.plugins.disabled == ["someone-else"]
+    assert engine.settings.plugins.disabled == []
+    assert list(engine.host.records) == ["fallback", "personas", "good"]
+
+
+def test_disable_then_enable_in_one_run(tmp_path: Path) -> None:
+    engine, _ = engine_with(tmp_path, "good")
+    engine.set_plugin_enabled("good", False)
+    engine.set_plugin_enabled("good", True)
+    assert "good" in engine.manager.provider_ids
+    assert engine.host.records["good"].providers == ["good"]
+
+
+async def test_an_answer_in_progress_finishes_when_its_plugin_is_disabled(
+    tmp_path: Path,
+) -> None:
+    engine, _ = engine_with(tmp_path, "good")
+    provider = engine.manager.provider("good")
+    assert isinstance(provider, ScriptedProvider)
+    gate = asyncio.Event()
+    provider.push(Script(chunks=("still ", "here"), gate=gate))
+    session = engine.open_session(chain=["good", "fallback"])
+    reply = asyncio.ensure_future(session.submit("hello"))
+    await provider.wait_for_calls(1)
+
+    engine.set_plugin_enabled("good", False)
+    assert "good" not in engine.manager.provider_ids
+    gate.set()
+
+    answered = await reply
+    assert (answered.status, answered.provider_id, answered.text) == (
+        Status.ANSWERED,
+        "good",
+        "still here",
+    )
+    await engine.aclose()
+
+
+@pytest.mark.parametrize("builtin", ["fallback", "personas"])
+def test_builtins_cannot_be_disabled(tmp_path: Path, builtin: str) -> None:
+    engine, path = engine_with(tmp_path, "good")
+    with pytest.raises(ValueError, match="built-in plugin and cannot be disabled"):
+        engine.set_plugin_enabled(builtin, False)
+    assert engine.host.records[builtin].state is PluginState.LOADED
+    assert "fallback" in engine.manager.provider_ids
+    assert not path.exists()
+
+
+def test_an_unknown_plugin_is_refused(tmp_path: Path) -> None:
+    engine, path = engine_with(tmp_path)
+    with pytest.raises(ValueError, match="no plugin named 'nope'"):
+        engine.set_plugin_enabled("nope", True)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ("broken_import", "No module named 'a_module_that_does_not_exist'"),
+        ("raising_hook", "RuntimeError: the hook fell over"),
+        ("duplicate_id", "provider id 'fallback' is already taken"),
+    ],
+)
+def test_a_plugin_failing_on_enable_is_quarantined_and_the_rest_work(
+    tmp_path: Path, bad: str, error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, path = engine_with(tmp_path, bad, "good", disabled=(bad,))
+
+    record = engine.set_plugin_enabled(bad, True)
+
+    assert record.state is PluginState.QUARANTINED
+    assert error in record.error and "Traceback" in record.error
+    assert record.providers == []
+    assert set(engine.manager.provider_ids) == {"fallback", "good"}
+    assert engine.host.records["good"].state is PluginState.LOADED
+    assert load_settings(path).settings.plugins.disabled == []
+    # Disabling the quarantined plugin keeps it from being tried at the next start.
+    engine.set_plugin_enabled(bad, False)
+    assert engine.host.records[bad].state is PluginState.DISABLED
+    assert engine.host.records[bad].error == ""
+    caplog.clear()
+
+
+def test_strict_mode_raises_on_enable() -> None:
+    host = PluginHost(
+        entry_points=[entry_point("broken_import")], disabled={"broken_import"}, strict=True
+    )
+    host.load()
+    with pytest.raises(PluginLoadError, match="broken_import"):
+        host.enable("broken_import", ProviderManager())

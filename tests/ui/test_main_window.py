@@ -26,6 +26,7 @@ from valis_desktop.testing import Script, ScriptedProvider
 from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.main_window import MainWindow
 from valis_desktop.ui.persona_editor import PersonaEditor
+from valis_desktop.ui.plugins_dialog import PluginsDialog
 from valis_desktop.ui.settings_dialog import SettingsDialog
 
 MakeWindow = Callable[..., MainWindow]
@@ -323,3 +324,11 @@ def test_personas_saved_in_the_editor_appear_in_every_tab(qtbot: QtBot, tmp_path
     with qtbot.waitSignal(window.shutdown_finished):
         window.close()
     window.deleteLater()
+
+
+def test_the_plugins_dialog_opens_from_the_window(qtbot: QtBot, make_window: MakeWindow) -> None:
+    window = make_window(ScriptedProvider(id="p"))
+    window.open_plugins()
+    dialog = window.findChild(PluginsDialog)
+    assert dialog is not None and dialog.isVisible()
+    dialog.close()

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from valis_desktop.api import Message, Persona
 from valis_desktop.core import secrets
 from valis_desktop.core.defaults import DEFAULT_PERSONA
 from valis_desktop.core.personas import PersonaLibrary
-from valis_desktop.core.plugins import PluginHost
+from valis_desktop.core.plugins import PluginHost, PluginRecord
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.session import Session
-from valis_desktop.core.settings import Settings
+from valis_desktop.core.settings import Settings, read_raw, save_settings
+from valis_desktop.core.settings import settings_path as default_settings_path
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Engine:
     settings: Settings = field(default_factory=Settings)
     sessions: list[Session] = field(default_factory=list)
     library: PersonaLibrary | None = None
+    settings_path: Path | None = None
+    """The settings file that changes made here are saved to (the user's when ``None``)."""
 
     @classmethod
     def start(
@@ -38,6 +42,7 @@ class Engine:
         strict: bool = False,
         host: PluginHost | None = None,
         library: PersonaLibrary | None = None,
+        settings_path: Path | None = None,
     ) -> Engine:
         """Load the plugins and the personas (``library`` reads the user's from the platform
         data directory unless given one), and register the providers."""
@@ -57,7 +62,14 @@ class Engine:
                 manager.set_limit(provider_id, limit)
         library = library or PersonaLibrary()
         library.load(host)
-        return cls(host, manager, library.personas, settings, library=library)
+        return cls(
+            host,
+            manager,
+            library.personas,
+            settings,
+            library=library,
+            settings_path=settings_path,
+        )
 
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings without a restart: limits, timeouts and breaker parameters at once
@@ -70,6 +82,37 @@ class Engine:
         self.manager.reconfigure(settings.engine_config(), settings.provider_limits())
         for session in self.sessions:
             session.max_queue = settings.engine.queue_limit
+
+    def set_plugin_enabled(self, name: str, enabled: bool) -> PluginRecord:
+        """Enable or disable the plugin ``name`` now (its providers join or leave the manager;
+        see ``PluginHost.enable`` and ``disable``) and remember it in ``plugins.disabled`` of the
+        settings file. Raises ``ValueError`` for an unknown or built-in plugin, before anything
+        changes, and ``ValueError`` (pydantic's ``ValidationError``) or ``OSError`` if the
+        settings file cannot be saved; then the change holds until the application quits.
+
+        Python cannot unload a plugin's code: a disabled plugin's module stays imported until
+        a restart. Personas of a plugin enabled now appear after a restart."""
+        record = (
+            self.host.enable(name, self.manager)
+            if enabled
+            else self.host.disable(name, self.manager)
+        )
+        listed = [n for n in self.settings.plugins.disabled if n != name]
+        if not enabled:
+            listed.append(name)
+        self.settings = self.settings.model_copy(
+            update={"plugins": self.settings.plugins.model_copy(update={"disabled": listed})}
+        )
+        path = self.settings_path or default_settings_path()
+        raw = read_raw(path)
+        plugins = dict(raw.get("plugins") or {})
+        saved = [str(n) for n in plugins.get("disabled") or [] if str(n) != name]
+        if not enabled:
+            saved.append(name)
+        plugins["disabled"] = saved
+        raw["plugins"] = plugins
+        save_settings(raw, path)
+        return record
 
     @property
     def default_chain(self) -> tuple[str, ...]:

@@ -77,6 +77,8 @@ class PluginRecord:
     personas: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Configuration problems the plugin reported (it loaded, perhaps with less)."""
+    entry_point: EntryPoint | None = field(default=None, repr=False, compare=False)
+    """Where a plugin installed as a distribution comes from, so that it can be enabled later."""
 
     @property
     def error_summary(self) -> str:
@@ -127,12 +129,58 @@ class PluginHost:
                 builtin=False,
                 distribution=dist.name if dist else "",
                 version=dist.version if dist else "",
+                entry_point=entry_point,
             )
             if entry_point.name in self._disabled:
                 record.state = PluginState.DISABLED
                 self.records.setdefault(record.name, record)
                 continue
             self._load(record, entry_point.load)
+
+    def enable(self, name: str, manager: ProviderManager) -> PluginRecord:
+        """Load the disabled plugin ``name`` now and add its providers to ``manager``. A plugin
+        that fails to load or to register is quarantined as at start-up (strict mode raises);
+        the others are untouched. Enabling a loaded plugin does nothing. Returns its record."""
+        record = self._record(name)
+        self._disabled = self._disabled - {name}
+        if record.state is not PluginState.DISABLED:
+            return record
+        if record.entry_point is None:
+            raise ValueError(f"plugin {name!r} cannot be loaded: it has no entry point")
+        record.state = PluginState.LOADED
+        record.error = ""
+        record.providers.clear()
+        record.personas.clear()
+        record.problems.clear()
+        self._load(record, record.entry_point.load, again=True)
+        if record.state is PluginState.LOADED:
+            self.register_providers(manager, only={name})
+        return record
+
+    def disable(self, name: str, manager: ProviderManager) -> PluginRecord:
+        """Take the plugin ``name`` out: its providers leave ``manager`` (answers in progress
+        finish first) and its hooks are no longer called. Python cannot unload its module: that
+        stays imported until the application restarts. Built-in plugins cannot be disabled."""
+        record = self._record(name)
+        if record.builtin:
+            raise ValueError(f"{name!r} is a built-in plugin and cannot be disabled")
+        self._disabled = self._disabled | {name}
+        for provider_id in record.providers:
+            if provider_id in manager.provider_ids:
+                manager.remove_provider(provider_id)
+        record.providers.clear()
+        record.problems.clear()
+        if self._pm.has_plugin(name):
+            self._pm.unregister(name=name)
+        record.state = PluginState.DISABLED
+        record.error = ""
+        return record
+
+    def _record(self, name: str) -> PluginRecord:
+        try:
+            return self.records[name]
+        except KeyError:
+            raise ValueError(f"there is no plugin named {name!r}") from None
 
     def refresh_providers(
         self,
@@ -215,8 +263,11 @@ class PluginHost:
     def quarantined(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.state is PluginState.QUARANTINED]
 
-    def _load(self, record: PluginRecord, loader: Callable[[], object]) -> None:
-        if record.name in self.records:
+    def _load(
+        self, record: PluginRecord, loader: Callable[[], object], *, again: bool = False
+    ) -> None:
+        """Load and register one plugin; ``again`` for one the host knows (being enabled)."""
+        if not again and record.name in self.records:
             self._quarantine(record, f"another plugin is already named {record.name!r}")
             return
         self.records[record.name] = record

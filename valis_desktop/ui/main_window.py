@@ -26,6 +26,7 @@ from valis_desktop.ui.chat_tab import ChatTab
 from valis_desktop.ui.conversations import Conversations
 from valis_desktop.ui.history_dialog import HistoryDialog
 from valis_desktop.ui.persona_editor import PersonaEditor
+from valis_desktop.ui.plugins_dialog import PluginsDialog
 from valis_desktop.ui.settings_dialog import SettingsDialog
 from valis_desktop.ui.status_panel import StatusPanel, StatusRefresher
 
@@ -252,6 +253,13 @@ class MainWindow(QMainWindow):
         for tab in self.chat_tabs:
             tab.refresh_personas()
 
+    def open_plugins(self) -> None:
+        """The plugins, their state and errors; enable or disable one without a restart."""
+        dialog = PluginsDialog(self.engine, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.changed.connect(self.status_refresher.refresh)
+        dialog.open()
+
     def open_settings(self) -> None:
         providers = [(s.id, s.display_name) for s in self.engine.manager.snapshot().providers]
         dialog = SettingsDialog(self.engine.host.settings_forms(), providers=providers, parent=self)
@@ -314,6 +322,7 @@ class MainWindow(QMainWindow):
             self._action(chat, "&History…", "Ctrl+H", self.show_history)
         if self.engine.library is not None:
             self._action(chat, "&Personas…", "", self.open_personas)
+        self._action(chat, "P&lugins…", "", self.open_plugins)
         self._action(chat, "&Settings…", "Ctrl+,", self.open_settings)
         chat.addSeparator()
         self._action(chat, "&Quit", "Ctrl+Q", self.close)

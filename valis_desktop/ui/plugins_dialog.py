@@ -1,0 +1,274 @@
+"""The Plugins dialog: every plugin with its state and details, and enabling or disabling one now.
+
+Enabling loads the plugin and adds its providers at once; disabling takes its providers out
+(answers in progress finish). Python cannot unload code, so a plugin disabled while running keeps
+its module imported until the application restarts, and the dialog says so.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugins import PluginRecord, PluginState
+
+_NAME_ROLE = Qt.ItemDataRole.UserRole
+
+
+def plugin_summary(record: PluginRecord) -> str:
+    """One line for the list: name, version, state (a quarantined plugin's error), built-in."""
+    parts = [record.name]
+    if record.version:
+        parts.append(record.version)
+    if record.builtin:
+        parts.append("(built-in)")
+    state = str(record.state)
+    if record.state is PluginState.QUARANTINED and record.error_summary:
+        state += f": {record.error_summary}"
+    return f"{' '.join(parts)} — {state}"
+
+
+class PluginsDialog(QDialog):
+    """Lists ``engine.host.records``; Enable/Disable calls ``engine.set_plugin_enabled``."""
+
+    changed = Signal()
+    """A plugin was enabled or disabled: providers joined or left ``engine.manager``."""
+
+    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self._disabled_while_running: set[str] = set()
+        self.setWindowTitle("Plugins")
+        self.setObjectName("pluginsDialog")
+
+        self.plugin_list = QListWidget()
+        self.plugin_list.setAccessibleName("Plugins")
+        self.plugin_list.setAccessibleDescription(
+            "Every plugin with its version and state: loaded, disabled or quarantined."
+        )
+        self.plugin_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        list_label = QLabel("&Plugins:")
+        list_label.setBuddy(self.plugin_list)
+
+        self.name_label = self._value("Name")
+        self.distribution_label = self._value("Distribution")
+        self.version_label = self._value("Version")
+        self.state_label = self._value("State")
+        self.providers_label = self._value("Providers registered")
+        self.note_label = QLabel()
+        self.note_label.setWordWrap(True)
+        self.note_label.setAccessibleName("Note")
+        self.error_label = QLabel("&Error:")
+        self.traceback_view = QPlainTextEdit()
+        self.traceback_view.setReadOnly(True)
+        self.traceback_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.traceback_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.traceback_view.setAccessibleName("Error traceback")
+        self.traceback_view.setTabChangesFocus(True)
+        self.error_label.setBuddy(self.traceback_view)
+        self.toggle_button = QPushButton("&Disable")
+        self.toggle_button.setAccessibleName("Disable plugin")
+        self.toggle_button.clicked.connect(self._toggle)
+        self.failure_label = QLabel()
+        self.failure_label.setWordWrap(True)
+        self.failure_label.setAccessibleName("Problem")
+        self.failure_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.failure_label.hide()
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for title, label in (
+            ("Name:", self.name_label),
+            ("Distribution:", self.distribution_label),
+            ("Version:", self.version_label),
+            ("State:", self.state_label),
+            ("Providers:", self.providers_label),
+        ):
+            form.addRow(title, label)
+        buttons_row = QHBoxLayout()
+        buttons_row.addWidget(self.toggle_button)
+        buttons_row.addStretch(1)
+
+        details = QWidget()
+        details.setAccessibleName("Plugin details")
+        details_layout = QVBoxLayout(details)
+        details_layout.setContentsMargins(0, 0, 0, 0)
+        details_layout.addLayout(form)
+        details_layout.addWidget(self.note_label)
+        details_layout.addLayout(buttons_row)
+        details_layout.addWidget(self.failure_label)
+        details_layout.addWidget(self.error_label)
+        details_layout.addWidget(self.traceback_view, 1)
+        details_layout.addStretch(0)
+
+        list_box = QWidget()
+        list_layout = QVBoxLayout(list_box)
+        list_layout.setContentsMargins(0, 0, 0, 0)
+        list_layout.addWidget(list_label)
+        list_layout.addWidget(self.plugin_list, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(list_box)
+        splitter.addWidget(details)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+
+        self.button_box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.button_box.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.button_box)
+
+        QWidget.setTabOrder(self.plugin_list, self.toggle_button)
+        QWidget.setTabOrder(self.toggle_button, self.traceback_view)
+        QWidget.setTabOrder(self.traceback_view, self.button_box)
+
+        self.plugin_list.currentItemChanged.connect(self._show_current)
+        self.resize(880, 520)
+        self.refresh()
+        self.plugin_list.setFocus()
+
+    # The list and the details.
+
+    def refresh(self) -> None:
+        """Show the host's records again, keeping the current plugin selected."""
+        current = self.current_name()
+        self.plugin_list.blockSignals(True)
+        self.plugin_list.clear()
+        for record in self.engine.host.records.values():
+            item = QListWidgetItem(plugin_summary(record))
+            item.setData(_NAME_ROLE, record.name)
+            item.setToolTip(plugin_summary(record))
+            self.plugin_list.addItem(item)
+            if record.name == current:
+                self.plugin_list.setCurrentItem(item)
+        self.plugin_list.blockSignals(False)
+        if self.plugin_list.currentItem() is None and self.plugin_list.count():
+            self.plugin_list.setCurrentRow(0)
+        else:
+            self._show_current()
+
+    def current_name(self) -> str | None:
+        item = self.plugin_list.currentItem()
+        return str(item.data(_NAME_ROLE)) if item is not None else None
+
+    def select(self, name: str) -> None:
+        """Make the plugin ``name`` the current one."""
+        for row in range(self.plugin_list.count()):
+            item = self.plugin_list.item(row)
+            if item.data(_NAME_ROLE) == name:
+                self.plugin_list.setCurrentItem(item)
+                return
+        raise KeyError(name)
+
+    def _current_record(self) -> PluginRecord | None:
+        name = self.current_name()
+        return self.engine.host.records.get(name) if name is not None else None
+
+    def _show_current(self, *_: object) -> None:
+        record = self._current_record()
+        self.failure_label.hide()
+        if record is None:
+            for label in self._values():
+                label.clear()
+            self.toggle_button.hide()
+            self.note_label.hide()
+            self._show_traceback("")
+            return
+        origin = "built into Valis Desktop" if record.builtin else record.distribution or "—"
+        self.name_label.setText(record.name)
+        self.distribution_label.setText(origin)
+        self.version_label.setText(record.version or "—")
+        state = str(record.state)
+        if record.state is PluginState.QUARANTINED and record.error_summary:
+            state += f": {record.error_summary}"
+        self.state_label.setText(state)
+        self.providers_label.setText(", ".join(record.providers) or "none")
+        self.note_label.setText(self._note(record))
+        self.note_label.setVisible(bool(self.note_label.text()))
+        self.toggle_button.setVisible(not record.builtin)
+        enable = record.state is PluginState.DISABLED
+        verb = "Enable" if enable else "Disable"
+        self.toggle_button.setText(f"&{verb}")
+        self.toggle_button.setAccessibleName(f"{verb} plugin {record.name}")
+        self.toggle_button.setToolTip(
+            "Load this plugin now and add its providers."
+            if enable
+            else "Take this plugin's providers out now and keep it from loading."
+        )
+        self._show_traceback(record.error if record.state is PluginState.QUARANTINED else "")
+
+    def _note(self, record: PluginRecord) -> str:
+        if record.builtin:
+            return "Built-in plugins are part of Valis Desktop and cannot be disabled."
+        if record.state is PluginState.DISABLED and record.name in self._disabled_while_running:
+            return (
+                "Disabled: its providers are gone. Its code stays loaded until Valis Desktop "
+                "restarts — restart to finish removing it."
+            )
+        if record.state is PluginState.QUARANTINED:
+            return (
+                "Quarantined: it failed and was set aside; the other plugins work. Disable it "
+                "to keep it from loading, or update it and restart."
+            )
+        return ""
+
+    def _show_traceback(self, text: str) -> None:
+        self.traceback_view.setPlainText(text)
+        self.traceback_view.setVisible(bool(text))
+        self.error_label.setVisible(bool(text))
+
+    # Enabling and disabling.
+
+    def _toggle(self) -> None:
+        record = self._current_record()
+        if record is None or record.builtin:
+            return
+        enable = record.state is PluginState.DISABLED
+        try:
+            self.engine.set_plugin_enabled(record.name, enable)
+        except (ValueError, OSError) as error:
+            self.refresh()
+            self.failure_label.setText(f"Could not {'enable' if enable else 'disable'}: {error}")
+            self.failure_label.show()
+            self.changed.emit()  # the plugin may have changed even if saving failed
+            return
+        if enable:
+            self._disabled_while_running.discard(record.name)
+        else:
+            self._disabled_while_running.add(record.name)
+        self.refresh()
+        self.changed.emit()
+
+    def _value(self, name: str) -> QLabel:
+        label = QLabel()
+        label.setAccessibleName(name)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return label
+
+    def _values(self) -> list[QLabel]:
+        return [
+            self.name_label,
+            self.distribution_label,
+            self.version_label,
+            self.state_label,
+            self.providers_label,
+        ]
