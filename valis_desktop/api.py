@@ -43,6 +43,7 @@ __all__ = [
     "ConnectionCheck",
     "ConnectionTester",
     "GenerationParams",
+    "HttpTimeouts",
     "InvalidRequestError",
     "Message",
     "NeedsAttentionError",
@@ -64,6 +65,7 @@ __all__ = [
     "error_for_status",
     "hookimpl",
     "hookspec",
+    "refuse_credential_headers",
     "refuse_secrets",
     "retry_after_seconds",
 ]
@@ -335,6 +337,38 @@ def describe_invalid(error: ValidationError) -> str:
         message = problem["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+class HttpTimeouts(BaseModel):
+    """Seconds, for an instance that talks HTTP. The application's own timeouts (Settings,
+    Engine) apply as well."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    connect: float = Field(10.0, gt=0, le=600)
+    """Seconds to open a connection to the server."""
+    first_byte: float = Field(60.0, gt=0, le=3600)
+    """Seconds from sending a message to the first words of the answer (a long conversation
+    takes a while to read)."""
+    read: float = Field(60.0, gt=0, le=3600)
+    """The longest pause, in seconds, in the middle of an answer."""
+
+
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+)
+
+
+def refuse_credential_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A field validator for an instance's extra HTTP headers: credentials belong in the
+    keychain, never in the settings file."""
+    for header in headers:
+        if header.lower() in _CREDENTIAL_HEADERS:
+            raise ValueError(
+                f"'{header}' carries a credential: store the key in Settings (the system "
+                "keychain) instead of the settings file"
+            )
+    return headers
 
 
 class PluginContext:

@@ -162,3 +162,15 @@ def test_the_length_parameter_follows_the_server() -> None:
         assert isinstance(provider, OpenAIProvider)
         parameters.append(provider.instance.length_parameter)
     assert parameters == ["max_completion_tokens", "max_tokens", "max_completion_tokens"]
+
+
+def test_a_credential_header_is_refused_and_other_headers_are_kept() -> None:
+    from pydantic import ValidationError
+    from valis_openai.settings import OpenAIInstance
+
+    with pytest.raises(ValidationError, match="'Authorization' carries a credential"):
+        OpenAIInstance.model_validate(
+            {"id": "x", "model": "m", "headers": {"Authorization": "Bearer s3cret"}}
+        )
+    kept = OpenAIInstance.model_validate({"id": "x", "model": "m", "headers": {"X-Team": "a"}})
+    assert kept.headers == {"X-Team": "a"}

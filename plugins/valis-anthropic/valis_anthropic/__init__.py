@@ -3,6 +3,6 @@ several named instances at once."""
 
 from valis_anthropic.connection_check import check_connection
 from valis_anthropic.provider import AnthropicProvider
-from valis_anthropic.settings import AnthropicInstance, Timeouts
+from valis_anthropic.settings import AnthropicInstance
 
-__all__ = ["AnthropicInstance", "AnthropicProvider", "Timeouts", "check_connection"]
+__all__ = ["AnthropicInstance", "AnthropicProvider", "check_connection"]

@@ -17,27 +17,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from valis_desktop.api import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
-
-ANTHROPIC_URL = "https://api.anthropic.com"
-
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+from valis_desktop.api import (
+    ENV_NAME_PATTERN,
+    PROVIDER_ID_PATTERN,
+    HttpTimeouts,
+    refuse_credential_headers,
+    refuse_secrets,
 )
 
-
-class Timeouts(BaseModel):
-    """Seconds. The application's own timeouts (Settings, Engine) apply as well."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    connect: float = Field(10.0, gt=0, le=600)
-    """Seconds to open a connection to the server."""
-    first_byte: float = Field(60.0, gt=0, le=3600)
-    """Seconds from sending a message to the first words of the answer (a long conversation
-    takes a while to read)."""
-    read: float = Field(60.0, gt=0, le=3600)
-    """The longest pause, in seconds, in the middle of an answer."""
+ANTHROPIC_URL = "https://api.anthropic.com"
 
 
 class AnthropicInstance(BaseModel):
@@ -57,7 +45,7 @@ class AnthropicInstance(BaseModel):
     """How many answers may be written at once."""
     max_tokens: int = Field(1024, ge=1, le=1_000_000)
     """The longest answer, in tokens, when the chat sets no limit (Anthropic requires one)."""
-    timeouts: Timeouts = Timeouts()
+    timeouts: HttpTimeouts = HttpTimeouts()
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra HTTP headers for every request (never a key: keys go in the keychain)."""
     api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN)
@@ -76,16 +64,7 @@ class AnthropicInstance(BaseModel):
             raise ValueError("must be an http:// or https:// address, such as " + ANTHROPIC_URL)
         return value.strip().rstrip("/")
 
-    @field_validator("headers")
-    @classmethod
-    def _no_credentials(cls, value: dict[str, str]) -> dict[str, str]:
-        for header in value:
-            if header.lower() in _CREDENTIAL_HEADERS:
-                raise ValueError(
-                    f"'{header}' carries a credential: store the key in Settings (the system "
-                    "keychain) instead of the settings file"
-                )
-        return value
+    _no_credentials = field_validator("headers")(refuse_credential_headers)
 
     @property
     def display_name(self) -> str:

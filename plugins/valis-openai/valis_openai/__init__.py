@@ -3,6 +3,6 @@ vLLM, llama.cpp server, LiteLLM proxy, OpenRouter), several named instances at o
 
 from valis_openai.connection_check import check_connection
 from valis_openai.provider import OpenAIProvider
-from valis_openai.settings import OpenAIInstance, Timeouts
+from valis_openai.settings import OpenAIInstance
 
-__all__ = ["OpenAIInstance", "OpenAIProvider", "Timeouts", "check_connection"]
+__all__ = ["OpenAIInstance", "OpenAIProvider", "check_connection"]

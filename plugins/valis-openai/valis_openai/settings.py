@@ -19,27 +19,15 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from valis_desktop.api import ENV_NAME_PATTERN, PROVIDER_ID_PATTERN, refuse_secrets
-
-OPENAI_URL = "https://api.openai.com/v1"
-
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
+from valis_desktop.api import (
+    ENV_NAME_PATTERN,
+    PROVIDER_ID_PATTERN,
+    HttpTimeouts,
+    refuse_credential_headers,
+    refuse_secrets,
 )
 
-
-class Timeouts(BaseModel):
-    """Seconds. The application's own timeouts (Settings, Engine) apply as well."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    connect: float = Field(10.0, gt=0, le=600)
-    """Seconds to open a connection to the server."""
-    first_byte: float = Field(60.0, gt=0, le=3600)
-    """Seconds from sending a message to the first words of the answer (a long conversation
-    takes a while to read)."""
-    read: float = Field(60.0, gt=0, le=3600)
-    """The longest pause, in seconds, in the middle of an answer."""
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 class OpenAIInstance(BaseModel):
@@ -57,7 +45,7 @@ class OpenAIInstance(BaseModel):
     """The server's API address, usually ending in /v1 (e.g. http://127.0.0.1:11434/v1)."""
     limit: int = Field(4, ge=1, le=256)
     """How many answers this server may write at once."""
-    timeouts: Timeouts = Timeouts()
+    timeouts: HttpTimeouts = HttpTimeouts()
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra HTTP headers for every request (never a key: keys go in the keychain)."""
     api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN)
@@ -82,16 +70,7 @@ class OpenAIInstance(BaseModel):
             raise ValueError("must be an http:// or https:// address, such as " + OPENAI_URL)
         return value.strip().rstrip("/")
 
-    @field_validator("headers")
-    @classmethod
-    def _no_credentials(cls, value: dict[str, str]) -> dict[str, str]:
-        for header in value:
-            if header.lower() in _CREDENTIAL_HEADERS:
-                raise ValueError(
-                    f"'{header}' carries a credential: store the key in Settings (the system "
-                    "keychain) instead of the settings file"
-                )
-        return value
+    _no_credentials = field_validator("headers")(refuse_credential_headers)
 
     @property
     def display_name(self) -> str:
