@@ -75,7 +75,8 @@ def list_plugins(*, as_json: bool = False, safe_mode: bool = False) -> int:
         if record.error:
             state += f": {_first_line(record.error)}"
         providers = ", ".join(record.providers) or "no providers"
-        print(f"{record.name}  ({origin.strip()})  {state}  [{providers}]")
+        hooks = f"  hooks: {', '.join(record.hooks)}" if record.hooks else ""
+        print(f"{record.name}  ({origin.strip()})  {state}  [{providers}]{hooks}")
     if safe_mode:
         print("Safe mode: built-in plugins only.", file=sys.stderr)
     return 0
@@ -90,6 +91,9 @@ def _as_dict(record: PluginRecord) -> dict[str, Any]:
         "state": str(record.state),
         "error": _first_line(record.error),
         "providers": list(record.providers),
+        "hooks": list(record.hooks),
+        "description": record.description,
+        "homepage": record.homepage,
     }
 
 

@@ -92,7 +92,10 @@ def test_install_list_disable_enable_uninstall(cli: Any, environment: Path, tmp_
     assert record["distribution"] == "valis-echo-template"
     assert record["version"] == "0.1.0"
     assert record["providers"] == ["echo-template"]
+    assert record["hooks"] == ["register_providers"]
+    assert record["description"].startswith("A minimal Valis Desktop provider plugin")
     assert "echo-template" in cli("list").stdout
+    assert "hooks: register_providers" in cli("list").stdout
 
     disabled = cli("disable", "echo-template")
     assert disabled.returncode == 0, disabled.stderr

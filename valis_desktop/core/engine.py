@@ -57,12 +57,9 @@ class Engine:
         host.load()
         manager = ProviderManager(settings.engine_config())
         host.register_providers(manager)
-        for provider_id, limit in settings.provider_limits().items():
-            if provider_id in manager.provider_ids:
-                manager.set_limit(provider_id, limit)
         library = library or PersonaLibrary()
         library.load(host)
-        return cls(
+        engine = cls(
             host,
             manager,
             library.personas,
@@ -70,6 +67,29 @@ class Engine:
             library=library,
             settings_path=settings_path,
         )
+        engine._apply_provider_limits()
+        return engine
+
+    def _apply_provider_limits(self) -> None:
+        """The user's per-provider limits, for the providers registered now."""
+        for provider_id, limit in self.settings.provider_limits().items():
+            if provider_id in self.manager.provider_ids:
+                self.manager.set_limit(provider_id, limit)
+
+    def _plugins_changed(self) -> None:
+        """Plugins came or went: their providers' limits, and their personas."""
+        self._apply_provider_limits()
+        if self.library is not None:
+            self.library.load(self.host)
+
+    def discover_plugins(self) -> list[PluginRecord]:
+        """Plugins were installed or removed while running (see ``PluginHost.discover``): new
+        ones load with their providers and personas, removed ones leave. Returns the records
+        that changed."""
+        changed = self.host.discover(self.manager)
+        if changed:
+            self._plugins_changed()
+        return changed
 
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings without a restart: limits, timeouts and breaker parameters at once
@@ -90,13 +110,14 @@ class Engine:
         changes, and ``ValueError`` (pydantic's ``ValidationError``) or ``OSError`` if the
         settings file cannot be saved; then the change holds until the application quits.
 
-        Python cannot unload a plugin's code: a disabled plugin's module stays imported until
-        a restart. Personas of a plugin enabled now appear after a restart."""
+        Its personas come and go with it. Python cannot unload a plugin's code: a disabled
+        plugin's module stays imported until a restart."""
         record = (
             self.host.enable(name, self.manager)
             if enabled
             else self.host.disable(name, self.manager)
         )
+        self._plugins_changed()
         listed = [n for n in self.settings.plugins.disabled if n != name]
         if not enabled:
             listed.append(name)

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import re
+import sys
 import traceback
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class PluginState(enum.StrEnum):
     LOADED = "loaded"
     DISABLED = "disabled"
     QUARANTINED = "quarantined"
+    UNINSTALLED = "uninstalled"
+    """Its distribution was removed while the application ran: its providers are gone, its
+    code stays imported until a restart."""
 
 
 class PluginLoadError(Exception):
@@ -77,6 +81,12 @@ class PluginRecord:
     personas: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Configuration problems the plugin reported (it loaded, perhaps with less)."""
+    hooks: list[str] = field(default_factory=list)
+    """The hooks the plugin implements (known once it loaded)."""
+    description: str = ""
+    homepage: str = ""
+    restart_note: str = ""
+    """Why a restart is needed to finish a change (an update or removal while running)."""
     entry_point: EntryPoint | None = field(default=None, repr=False, compare=False)
     """Where a plugin installed as a distribution comes from, so that it can be enabled later."""
 
@@ -96,12 +106,13 @@ class PluginHost:
         safe_mode: bool = False,
         disabled: Collection[str] = (),
         builtins: dict[str, str] | None = None,
-        entry_points: Iterable[EntryPoint] | None = None,
+        entry_points: Iterable[EntryPoint] | Callable[[], Iterable[EntryPoint]] | None = None,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
         secrets: SecretReader | None = None,
     ) -> None:
-        """``settings`` maps plugin names to their tables of the settings file; ``secrets``
-        reads a plugin's secret: ``secrets(plugin, name)``."""
+        """``entry_points`` replaces the installed ones (a list, or a function that finds them
+        again for ``discover``); ``settings`` maps plugin names to their tables of the settings
+        file; ``secrets`` reads a plugin's secret: ``secrets(plugin, name)``."""
         self.strict = strict
         self._settings = settings or {}
         self._secrets = secrets or _no_secrets
@@ -116,26 +127,95 @@ class PluginHost:
     def load(self) -> None:
         """Load the built-ins, then (unless in safe mode) every entry point."""
         for name, module in self._builtins.items():
-            self._load(PluginRecord(name, builtin=True), partial(importlib.import_module, module))
+            record = PluginRecord(name, builtin=True)
+            self._load(record, partial(importlib.import_module, module))
         if self.safe_mode:
             return
+        for entry_point in self._find_entry_points():
+            self._add_entry_point(entry_point)
+
+    def discover(self, manager: ProviderManager) -> list[PluginRecord]:
+        """Look at the installed distributions again (after ``pip install`` or ``uninstall``
+        while the application runs): a new plugin loads and its providers join ``manager``; a
+        plugin whose distribution is gone leaves with its providers (answers in progress
+        finish) and is marked uninstalled, or forgotten if it never loaded; one updated in
+        place keeps running its old code and says a restart will load the new version.
+        Returns the records that changed. Nothing happens in safe mode."""
+        if self.safe_mode:
+            return []
+        importlib.invalidate_caches()
+        found = {entry_point.name: entry_point for entry_point in self._find_entry_points()}
+        changed: list[PluginRecord] = []
+        for name, record in list(self.records.items()):
+            if record.builtin or name in found:
+                continue
+            if record.state is PluginState.DISABLED:
+                del self.records[name]
+            elif record.state is not PluginState.UNINSTALLED:
+                self._take_out(record, manager)
+                record.state = PluginState.UNINSTALLED
+                record.error = ""
+                record.restart_note = (
+                    "Its distribution was removed; its code stays loaded until Valis Desktop "
+                    "restarts — restart to finish removing it."
+                )
+            changed.append(record)
+        for name, entry_point in found.items():
+            known = self.records.get(name)
+            if known is not None and known.builtin:
+                continue
+            version = _distribution(entry_point)[1]
+            updated = known is not None and version != known.version
+            imported = entry_point.module in sys.modules
+            if (
+                known is None
+                or (known.state is PluginState.UNINSTALLED and not updated)
+                or (
+                    updated
+                    and (
+                        known.state is PluginState.DISABLED
+                        or (known.state is PluginState.QUARANTINED and not imported)
+                    )
+                )
+            ):
+                # New, reinstalled as it was, or never imported (disabled, or it failed at
+                # import): load it (again).
+                self.records.pop(name, None)
+                added = self._add_entry_point(entry_point)
+                if added.state is PluginState.LOADED:
+                    self.register_providers(manager, only={name})
+                changed.append(added)
+            elif updated or known.state is PluginState.UNINSTALLED:
+                # Reinstalled or updated while its old code is imported: Python cannot reload
+                # it safely, so it runs on (or stays gone) until a restart.
+                known.restart_note = (
+                    f"Version {version} is installed; restart Valis Desktop to use it."
+                )
+                changed.append(known)
+        return changed
+
+    def _find_entry_points(self) -> Iterable[EntryPoint]:
         found = self._entry_points
         if found is None:
-            found = entry_points(group=ENTRY_POINT_GROUP)
-        for entry_point in found:
-            dist = entry_point.dist
-            record = PluginRecord(
-                entry_point.name,
-                builtin=False,
-                distribution=dist.name if dist else "",
-                version=dist.version if dist else "",
-                entry_point=entry_point,
-            )
-            if entry_point.name in self._disabled:
-                record.state = PluginState.DISABLED
-                self.records.setdefault(record.name, record)
-                continue
-            self._load(record, entry_point.load)
+            return entry_points(group=ENTRY_POINT_GROUP)
+        return found() if callable(found) else found
+
+    def _add_entry_point(self, entry_point: EntryPoint) -> PluginRecord:
+        distribution, version = _distribution(entry_point)
+        record = PluginRecord(
+            entry_point.name,
+            builtin=False,
+            distribution=distribution,
+            version=version,
+            entry_point=entry_point,
+        )
+        record.description, record.homepage = _about(entry_point)
+        if entry_point.name in self._disabled:
+            record.state = PluginState.DISABLED
+            self.records.setdefault(record.name, record)
+            return self.records[record.name]
+        self._load(record, entry_point.load)
+        return record
 
     def enable(self, name: str, manager: ProviderManager) -> PluginRecord:
         """Load the disabled plugin ``name`` now and add its providers to ``manager``. A plugin
@@ -165,16 +245,21 @@ class PluginHost:
         if record.builtin:
             raise ValueError(f"{name!r} is a built-in plugin and cannot be disabled")
         self._disabled = self._disabled | {name}
+        self._take_out(record, manager)
+        record.state = PluginState.DISABLED
+        record.error = ""
+        return record
+
+    def _take_out(self, record: PluginRecord, manager: ProviderManager) -> None:
+        """Remove the plugin's providers from ``manager`` and stop calling its hooks."""
         for provider_id in record.providers:
             if provider_id in manager.provider_ids:
                 manager.remove_provider(provider_id)
         record.providers.clear()
+        record.personas.clear()
         record.problems.clear()
-        if self._pm.has_plugin(name):
-            self._pm.unregister(name=name)
-        record.state = PluginState.DISABLED
-        record.error = ""
-        return record
+        if self._pm.has_plugin(record.name):
+            self._pm.unregister(name=record.name)
 
     def _record(self, name: str) -> PluginRecord:
         try:
@@ -237,7 +322,7 @@ class PluginHost:
 
         result: list[tuple[PluginRecord, Persona]] = []
         for record, personas in self._collect("register_personas", accept):
-            record.personas.extend(persona.id for persona in personas)
+            record.personas[:] = [persona.id for persona in personas]
             result.extend((record, persona) for persona in personas)
         return result
 
@@ -280,10 +365,14 @@ class PluginHost:
         if refusal:
             self._quarantine(record, refusal)
             return
+        if not record.description:
+            record.description = _first_line(getattr(plugin, "__doc__", None) or "")
         try:
             self._pm.register(plugin, name=record.name)
         except Exception as error:
             self._quarantine(record, _describe(error), error)
+            return
+        record.hooks = sorted(caller.name for caller in self._pm.get_hookcallers(plugin) or ())
 
     def _collect(
         self,
@@ -370,6 +459,35 @@ SecretReader = Callable[[str, str], "str | None"]
 
 def _no_secrets(plugin: str, name: str) -> str | None:
     return None
+
+
+def _distribution(entry_point: EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    return (dist.name, dist.version) if dist is not None else ("", "")
+
+
+_HOMEPAGE_LABELS = ("homepage", "home", "documentation", "source", "repository")
+
+
+def _about(entry_point: EntryPoint) -> tuple[str, str]:
+    """The distribution's one-line summary and its home page, from its metadata."""
+    dist = entry_point.dist
+    if dist is None:
+        return "", ""
+    metadata = dist.metadata
+    summary = metadata["Summary"].strip() if "Summary" in metadata else ""
+    urls: dict[str, str] = {}
+    for entry in metadata.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        urls.setdefault(label.strip().lower(), url.strip())
+    homepage = next((urls[label] for label in _HOMEPAGE_LABELS if label in urls), "")
+    if not homepage and "Home-page" in metadata:
+        homepage = metadata["Home-page"].strip()
+    return summary, homepage
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.strip().splitlines() if line.strip()), "")
 
 
 def _describe(error: BaseException) -> str:
