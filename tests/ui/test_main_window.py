@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-from valis_desktop.api import Persona, TransientError
+from valis_desktop.api import ENTRY_POINT_GROUP, Persona, TransientError
 from valis_desktop.builtin.fallback import FallbackProvider
 from valis_desktop.builtin.personas import ASSISTANT
 from valis_desktop.core.circuit_breaker import BreakerConfig
@@ -332,3 +333,48 @@ def test_the_plugins_dialog_opens_from_the_window(qtbot: QtBot, make_window: Mak
     dialog = window.findChild(PluginsDialog)
     assert dialog is not None and dialog.isVisible()
     dialog.close()
+
+
+def test_disabling_a_plugin_tells_the_chats_using_it_and_takes_its_persona(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    good = EntryPoint(name="good", value="tests.core.sample_plugins.good", group=ENTRY_POINT_GROUP)
+    engine = Engine.start(
+        settings=Settings(engine=EngineSettings(default_chain=["good", "fallback"])),
+        host=PluginHost(entry_points=[good]),
+        library=PersonaLibrary(tmp_path / "personas"),
+        settings_path=tmp_path / "settings.toml",
+    )
+    window = MainWindow(engine)
+    window.show()
+    tab = window.current_tab()
+    assert tab is not None
+    pickers = [tab.persona_picker.itemData(i) for i in range(tab.persona_picker.count())]
+    assert "good:good.pirate" in pickers
+
+    dialog = window.open_plugins()
+    dialog.select("good")
+    with qtbot.waitSignal(dialog.changed):
+        qtbot.mouseClick(dialog.toggle_button, Qt.MouseButton.LeftButton)
+
+    assert (
+        "Provider good is no longer available; this chat goes on with the rest of its chain."
+        in (tab.view.toPlainText())
+    )
+    pickers = [tab.persona_picker.itemData(i) for i in range(tab.persona_picker.count())]
+    assert "good:good.pirate" not in pickers
+    model = window.status_panel.providers_model
+
+    def panel_ids() -> list[str]:
+        return [s.id for row in range(model.rowCount()) if (s := model.provider_at(row))]
+
+    qtbot.waitUntil(lambda: "good" not in panel_ids())
+
+    with qtbot.waitSignal(dialog.changed):
+        qtbot.mouseClick(dialog.toggle_button, Qt.MouseButton.LeftButton)
+    assert "Provider good is available (again)." in tab.view.toPlainText()
+    qtbot.waitUntil(lambda: "good" in panel_ids())
+    dialog.close()
+    with qtbot.waitSignal(window.shutdown_finished):
+        window.close()
+    window.deleteLater()

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from importlib.metadata import EntryPoint
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from valis_desktop.api import ENTRY_POINT_GROUP
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.personas import PersonaLibrary
+from valis_desktop.core.plugin_installer import Installer
 from valis_desktop.core.plugins import PluginHost, PluginState
 from valis_desktop.core.settings import PluginsSettings, Settings, load_settings
+from valis_desktop.ui.plugin_install import PipRunDialog
 from valis_desktop.ui.plugins_dialog import PluginsDialog
 from valis_desktop.ui.status_panel import StatusPanel
+
+from ..wheels import build_plugin_wheel
 
 SAMPLES = "tests.core.sample_plugins"
 
@@ -175,3 +184,216 @@ def panel_ids(panel: StatusPanel) -> list[str]:
         for row in range(model.rowCount())
         if (status := model.provider_at(row)) is not None
     ]
+
+
+# Installing and removing with real pip, into a folder of this environment (pip removes only
+# what lies inside the running environment), which the tests put on sys.path.
+
+WHEEL_PREFIX = "wheel-"
+
+
+def wheel_plugins() -> list[EntryPoint]:
+    return [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name.startswith(WHEEL_PREFIX)]
+
+
+@pytest.fixture
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="valis-test-site-", dir=sys.prefix))
+    monkeypatch.syspath_prepend(str(root))
+    modules = set(sys.modules)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+    for name in set(sys.modules) - modules:
+        if name.startswith("wheel_"):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def pip_dialog_for(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path, site: Path
+) -> Iterator[tuple[PluginsDialog, Engine]]:
+    engine = Engine.start(
+        host=PluginHost(entry_points=wheel_plugins),
+        library=PersonaLibrary(tmp_path / "personas"),
+        settings_path=tmp_path / "settings.toml",
+    )
+    installer = Installer(
+        install_args=("--target", str(site), "--no-deps", "--no-index"),
+        environment={"PYTHONPATH": str(site)},
+    )
+    dialog = PluginsDialog(engine, installer=installer)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    yield dialog, engine
+    closing = asyncio.ensure_future(dialog.aclose())
+    qtbot.waitUntil(closing.done)
+
+
+def run_pip(qtbot: QtBot, pip: PipRunDialog, start: object) -> bool:
+    with qtbot.waitSignal(pip.ended, timeout=60_000) as ended:
+        start()  # type: ignore[operator]
+    return bool(ended.args[0])
+
+
+def install_from_dialog(qtbot: QtBot, dialog: PluginsDialog, spec: str) -> PipRunDialog:
+    qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    pip = dialog.pip_dialog
+    assert pip is not None and pip.isVisible()
+    qtbot.waitExposed(pip)
+    assert not pip.run_button.isEnabled()  # nothing named yet
+    qtbot.keyClicks(pip.spec_edit, spec)
+    assert pip.run_button.isEnabled()
+    return pip
+
+
+def test_installing_a_plugin_makes_its_provider_usable_without_a_restart(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
+) -> None:
+    dialog, engine = pip_dialog_for
+    panel = StatusPanel()
+    qtbot.addWidget(panel)
+    dialog.changed.connect(lambda: panel.update_snapshot(engine.manager.snapshot(), {}))
+    wheel = build_plugin_wheel(tmp_path, "wheel-sample")
+
+    pip = install_from_dialog(qtbot, dialog, str(wheel))
+    ok = run_pip(qtbot, pip, lambda: qtbot.keyClick(pip.spec_edit, Qt.Key.Key_Return))
+
+    assert ok, pip.output.toPlainText()
+    assert "Successfully installed wheel-sample-1.0" in pip.output.toPlainText()
+    assert pip.status_label.text() == "✓ wheel-sample 1.0 is ready — providers: wheel-sample."
+    assert pip.close_button.isVisible() and not pip.cancel_button.isVisible()
+    assert "wheel-sample" in panel_ids(panel)
+    assert dialog.current_name() == "wheel-sample"
+    assert dialog.description_label.text() == "A plugin built as a wheel for the tests."
+    assert 'href="https://example.org/wheel-sample"' in dialog.homepage_label.text()
+    assert dialog.hooks_label.text() == "register_providers"
+    assert dialog.uninstall_button.isVisible()
+
+    session = engine.open_session(chain=("wheel-sample", "fallback"))
+    request = session.submit("hello")
+    qtbot.waitUntil(request.done, timeout=5000)
+    reply = request.result()
+    assert (reply.provider_id, reply.text) == ("wheel-sample", "1.0 says: hello")
+    closing = asyncio.ensure_future(engine.aclose())
+    qtbot.waitUntil(closing.done)
+
+
+def test_uninstalling_asks_then_removes_and_says_a_restart_finishes_it(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path, site: Path
+) -> None:
+    dialog, engine = pip_dialog_for
+    pip = install_from_dialog(qtbot, dialog, str(build_plugin_wheel(tmp_path, "wheel-gone")))
+    assert run_pip(qtbot, pip, pip.start), pip.output.toPlainText()
+    pip.reject()
+    assert "wheel-gone" in engine.manager.provider_ids
+
+    dialog.select("wheel-gone")
+    qtbot.mouseClick(dialog.uninstall_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirmation
+    assert box is not None and box.isVisible()
+    assert box.text() == "Uninstall wheel-gone 1.0?"
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert dialog.pip_dialog is pip  # nothing ran
+    assert "wheel-gone" in engine.manager.provider_ids
+
+    qtbot.mouseClick(dialog.uninstall_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirmation
+    [yes] = [
+        b for b in box.buttons() if box.buttonRole(b) is QMessageBox.ButtonRole.DestructiveRole
+    ]
+    with qtbot.waitSignal(dialog.changed, timeout=60_000):
+        qtbot.mouseClick(yes, Qt.MouseButton.LeftButton)
+
+    removal = dialog.pip_dialog
+    assert removal is not None and removal is not pip
+    assert "Successfully uninstalled wheel-gone-1.0" in removal.output.toPlainText()
+    assert "restart to finish removing" in removal.status_label.text()
+    assert "wheel-gone" not in engine.manager.provider_ids
+    assert engine.host.records["wheel-gone"].state is PluginState.UNINSTALLED
+    assert "wheel-gone 1.0 — uninstalled" in rows(dialog)
+    assert "restart to finish removing" in dialog.note_label.text()
+    assert not dialog.uninstall_button.isVisible() and not dialog.toggle_button.isVisible()
+    assert not any(site.glob("wheel_gone*"))
+
+
+def test_a_failed_install_shows_pips_reason_and_changes_nothing(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
+) -> None:
+    dialog, engine = pip_dialog_for
+    before = dict(engine.host.records)
+    pip = install_from_dialog(qtbot, dialog, str(tmp_path / "no-such-plugin.whl"))
+
+    assert not run_pip(qtbot, pip, pip.start)
+
+    status = pip.status_label.text()
+    assert status.startswith("✗ pip failed (exit status 1); nothing was changed.")
+    assert "ERROR: Invalid wheel filename (wrong number of parts): 'no-such-plugin'" in status
+    assert engine.host.records == before
+    assert pip.run_button.isEnabled() and pip.spec_edit.isEnabled()  # fix it and try again
+
+
+def test_cancelling_an_install_stops_pip_and_keeps_the_window_responsive(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
+) -> None:
+    # A stand-in for a pip that takes long (a big download): it prints, then waits forever.
+    slow = tmp_path / "slow-pip"
+    slow.write_text(
+        f"#!{sys.executable}\nimport time\nprint('Collecting big-plugin', flush=True)\n"
+        "time.sleep(3600)\n",
+        encoding="utf-8",
+    )
+    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    dialog, _engine = pip_dialog_for
+    dialog.installer = Installer(python=str(slow))
+    pip = install_from_dialog(qtbot, dialog, "big-plugin")
+    pip.start()
+    qtbot.waitUntil(lambda: "Collecting big-plugin" in pip.output.toPlainText(), timeout=10_000)
+    assert pip.running and pip.cancel_button.isVisible() and not pip.close_button.isVisible()
+    assert not pip.spec_edit.isEnabled()
+
+    # Escape stops pip but keeps the dialog, so the output can still be read.
+    with qtbot.waitSignal(pip.ended, timeout=10_000) as ended:
+        qtbot.keyClick(pip, Qt.Key.Key_Escape)
+
+    assert ended.args == [False]
+    assert pip.isVisible() and not pip.running
+    assert pip.status_label.text() == "✗ Cancelled: pip was stopped."
+    assert "Collecting big-plugin" in pip.output.toPlainText()
+    qtbot.keyClick(pip, Qt.Key.Key_Escape)
+    assert not pip.isVisible()
+
+
+def test_closing_the_application_stops_a_running_install(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
+) -> None:
+    slow = tmp_path / "slow-pip"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(3600)\n", encoding="utf-8")
+    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    dialog, _engine = pip_dialog_for
+    dialog.installer = Installer(python=str(slow))
+    pip = install_from_dialog(qtbot, dialog, "big-plugin")
+    pip.start()
+    task = pip.task
+    assert task is not None
+
+    closing = asyncio.ensure_future(dialog.aclose())
+    qtbot.waitUntil(closing.done, timeout=10_000)
+
+    assert task.cancelled() and not pip.running
+
+
+def test_the_install_dialog_fits_and_reads_well(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
+) -> None:
+    dialog, _engine = pip_dialog_for
+    pip = install_from_dialog(qtbot, dialog, str(build_plugin_wheel(tmp_path, "wheel-look")))
+    assert run_pip(qtbot, pip, pip.start)
+    assert pip.width() <= 1024 and pip.height() <= 700
+    for widget in (pip.spec_edit, pip.file_button, pip.folder_button, pip.output, pip.buttons):
+        assert widget.isVisible()
+        assert widget.width() >= widget.minimumSizeHint().width(), widget
+    assert pip.grab().save(str(Path(tempfile.gettempdir()) / "plugins_install.png"))
+    pip.reject()
+    assert dialog.grab().save(str(Path(tempfile.gettempdir()) / "plugins_dialog.png"))

@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -73,12 +73,39 @@ def constraints_text(versions: dict[str, str] | None = None) -> str:
     return "".join(f"{name}=={pinned}\n" for name, pinned in pins.items())
 
 
+@dataclass(frozen=True)
+class Installer:
+    """Where plugins are installed: by default the running interpreter's environment.
+
+    ``install_args`` are added to every install (``--target DIR``, ``--no-index`` …) and
+    ``environment`` to pip's environment (``PYTHONPATH`` so that pip finds what it removes)."""
+
+    python: str | None = None
+    install_args: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    async def install(self, specs: Sequence[str], on_line: LineCallback | None = None) -> PipResult:
+        return await install(
+            specs,
+            on_line,
+            python=self.python,
+            extra_args=self.install_args,
+            environment=self.environment,
+        )
+
+    async def uninstall(
+        self, names: Sequence[str], on_line: LineCallback | None = None
+    ) -> PipResult:
+        return await uninstall(names, on_line, python=self.python, environment=self.environment)
+
+
 async def install(
     specs: Sequence[str],
     on_line: LineCallback | None = None,
     *,
     python: str | None = None,
     extra_args: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> PipResult:
     """``pip install specs`` (names, directories, wheels, sdists, VCS URLs: whatever pip
     accepts) with the core distributions pinned. Cancel the task to kill pip."""
@@ -92,11 +119,15 @@ async def install(
         constraints = Path(folder) / "constraints.txt"
         constraints.write_text(constraints_text(), encoding="utf-8")
         arguments = ["install", "--constraint", str(constraints), *extra_args, *specs]
-        return await run_pip(arguments, on_line, python=python)
+        return await run_pip(arguments, on_line, python=python, environment=environment)
 
 
 async def uninstall(
-    names: Sequence[str], on_line: LineCallback | None = None, *, python: str | None = None
+    names: Sequence[str],
+    on_line: LineCallback | None = None,
+    *,
+    python: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> PipResult:
     """``pip uninstall --yes names``; refuses the core distributions."""
     names = list(names)
@@ -108,16 +139,24 @@ async def uninstall(
             raise InstallerError(f"{name!r} is an option, not a plugin to uninstall")
         if _normalise(name) in core:
             raise InstallerError(f"{name} is part of Valis Desktop, not a plugin")
-    return await run_pip(["uninstall", "--yes", *names], on_line, python=python)
+    return await run_pip(
+        ["uninstall", "--yes", *names], on_line, python=python, environment=environment
+    )
 
 
 async def run_pip(
-    arguments: Sequence[str], on_line: LineCallback | None = None, *, python: str | None = None
+    arguments: Sequence[str],
+    on_line: LineCallback | None = None,
+    *,
+    python: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> PipResult:
     """Run ``python -m pip arguments`` (the running interpreter by default), passing each line
-    it prints to ``on_line``. Cancelling kills pip and waits for it to end."""
-    environment = dict(os.environ)
-    environment.update(
+    it prints to ``on_line``; ``environment`` is added to pip's. Cancelling kills pip and
+    waits for it to end."""
+    variables = dict(os.environ)
+    variables.update(environment or {})
+    variables.update(
         PYTHONUNBUFFERED="1",
         PIP_NO_INPUT="1",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
@@ -131,7 +170,7 @@ async def run_pip(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env=environment,
+        env=variables,
     )
     assert process.stdout is not None
     output: list[str] = []

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugin_installer import Installer
 from valis_desktop.core.session import Session
 from valis_desktop.core.settings import Settings
 from valis_desktop.core.store import Conversation, StoredMessage, history_from
@@ -58,6 +59,10 @@ class MainWindow(QMainWindow):
         self._shut_down = False
         self._problems: QLabel | None = None
         self._history: HistoryDialog | None = None
+        self._plugins: PluginsDialog | None = None
+        self.plugin_installer = Installer()
+        """How the Plugins dialog runs pip (the running interpreter's environment)."""
+        self._providers = set(engine.manager.provider_ids)
 
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Chats")
@@ -253,12 +258,34 @@ class MainWindow(QMainWindow):
         for tab in self.chat_tabs:
             tab.refresh_personas()
 
-    def open_plugins(self) -> None:
-        """The plugins, their state and errors; enable or disable one without a restart."""
-        dialog = PluginsDialog(self.engine, parent=self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.changed.connect(self.status_refresher.refresh)
-        dialog.open()
+    def open_plugins(self) -> PluginsDialog:
+        """The plugins, their state and errors; install, remove, enable or disable one without
+        a restart."""
+        if self._plugins is None:
+            self._plugins = PluginsDialog(self.engine, self, installer=self.plugin_installer)
+            self._plugins.changed.connect(self._providers_changed)
+        else:
+            self._plugins.refresh()
+        self._plugins.open()
+        return self._plugins
+
+    def _providers_changed(self) -> None:
+        """Plugins or settings changed: providers and personas may have come or gone. Show it
+        in the panel and the tabs, and tell each chat whose chain names one."""
+        self.status_refresher.refresh()
+        self._refresh_personas()
+        now = set(self.engine.manager.provider_ids)
+        gone, back = self._providers - now, now - self._providers
+        self._providers = now
+        for tab in self.chat_tabs:
+            chain = tab.session.chain
+            for provider_id in (p for p in chain if p in gone):
+                tab.view.add_notice(
+                    f"Provider {provider_id} is no longer available; this chat goes on with "
+                    "the rest of its chain."
+                )
+            for provider_id in (p for p in chain if p in back):
+                tab.view.add_notice(f"Provider {provider_id} is available (again).")
 
     def open_settings(self) -> None:
         providers = [(s.id, s.display_name) for s in self.engine.manager.snapshot().providers]
@@ -269,6 +296,7 @@ class MainWindow(QMainWindow):
 
     def _settings_saved(self, settings: Settings) -> None:
         self.engine.apply_settings(settings)
+        self._providers_changed()
         if self._problems is not None:
             self._problems.hide()
 
@@ -288,6 +316,8 @@ class MainWindow(QMainWindow):
         self.status_refresher.stop()
         if self._history is not None:
             self._history.hide()  # cancels its searches and loads
+        if self._plugins is not None:
+            await self._plugins.aclose()  # stops pip
         if self.conversations is not None:
             await self.conversations.stop_recording()
         for tab in self.chat_tabs:

@@ -1,11 +1,15 @@
-"""The Plugins dialog: every plugin with its state and details, and enabling or disabling one now.
+"""The Plugins dialog: every plugin with its state and details; installing, removing, enabling
+and disabling one without a restart.
 
-Enabling loads the plugin and adds its providers at once; disabling takes its providers out
-(answers in progress finish). Python cannot unload code, so a plugin disabled while running keeps
-its module imported until the application restarts, and the dialog says so.
+Enabling or installing loads the plugin and adds its providers and personas at once; disabling
+or uninstalling takes them out (answers in progress finish). Python cannot unload code, so a
+plugin taken out while running keeps its module imported until the application restarts, and the
+dialog says so.
 """
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
@@ -17,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -25,7 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.plugin_installer import Installer
 from valis_desktop.core.plugins import PluginRecord, PluginState
+from valis_desktop.ui.plugin_install import PipAction, PipRunDialog
 
 _NAME_ROLE = Qt.ItemDataRole.UserRole
 
@@ -44,14 +51,21 @@ def plugin_summary(record: PluginRecord) -> str:
 
 
 class PluginsDialog(QDialog):
-    """Lists ``engine.host.records``; Enable/Disable calls ``engine.set_plugin_enabled``."""
+    """Lists ``engine.host.records``; Enable/Disable calls ``engine.set_plugin_enabled``,
+    Install and Uninstall run pip through ``installer`` and then ``engine.discover_plugins``."""
 
     changed = Signal()
-    """A plugin was enabled or disabled: providers joined or left ``engine.manager``."""
+    """Plugins were enabled, disabled, installed or removed: providers and personas may have
+    joined or left the engine."""
 
-    def __init__(self, engine: Engine, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, engine: Engine, parent: QWidget | None = None, *, installer: Installer | None = None
+    ) -> None:
         super().__init__(parent)
         self.engine = engine
+        self.installer = installer or Installer()
+        self.pip_dialog: PipRunDialog | None = None
+        self.confirmation: QMessageBox | None = None
         self._disabled_while_running: set[str] = set()
         self.setWindowTitle("Plugins")
         self.setObjectName("pluginsDialog")
@@ -70,10 +84,16 @@ class PluginsDialog(QDialog):
         self.version_label = self._value("Version")
         self.state_label = self._value("State")
         self.providers_label = self._value("Providers registered")
+        self.description_label = self._value("Description")
+        self.homepage_label = self._value("Home page")
+        self.homepage_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.homepage_label.setTextFormat(Qt.TextFormat.RichText)
+        self.homepage_label.setOpenExternalLinks(True)
+        self.hooks_label = self._value("Hooks implemented")
         self.note_label = QLabel()
         self.note_label.setWordWrap(True)
         self.note_label.setAccessibleName("Note")
-        self.error_label = QLabel("&Error:")
+        self.error_label = QLabel("E&rror:")
         self.traceback_view = QPlainTextEdit()
         self.traceback_view.setReadOnly(True)
         self.traceback_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -84,6 +104,15 @@ class PluginsDialog(QDialog):
         self.toggle_button = QPushButton("&Disable")
         self.toggle_button.setAccessibleName("Disable plugin")
         self.toggle_button.clicked.connect(self._toggle)
+        self.uninstall_button = QPushButton("&Uninstall…")
+        self.uninstall_button.setToolTip("Remove this plugin's distribution with pip.")
+        self.uninstall_button.clicked.connect(self.confirm_uninstall)
+        self.install_button = QPushButton("&Install…")
+        self.install_button.setAccessibleName("Install a plugin")
+        self.install_button.setToolTip(
+            "Install a plugin with pip: from the package index, a folder, a file or a URL."
+        )
+        self.install_button.clicked.connect(self.open_install)
         self.failure_label = QLabel()
         self.failure_label.setWordWrap(True)
         self.failure_label.setAccessibleName("Problem")
@@ -94,14 +123,18 @@ class PluginsDialog(QDialog):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for title, label in (
             ("Name:", self.name_label),
+            ("Description:", self.description_label),
             ("Distribution:", self.distribution_label),
             ("Version:", self.version_label),
+            ("Home page:", self.homepage_label),
             ("State:", self.state_label),
             ("Providers:", self.providers_label),
+            ("Hooks:", self.hooks_label),
         ):
             form.addRow(title, label)
         buttons_row = QHBoxLayout()
         buttons_row.addWidget(self.toggle_button)
+        buttons_row.addWidget(self.uninstall_button)
         buttons_row.addStretch(1)
 
         details = QWidget()
@@ -121,6 +154,10 @@ class PluginsDialog(QDialog):
         list_layout.setContentsMargins(0, 0, 0, 0)
         list_layout.addWidget(list_label)
         list_layout.addWidget(self.plugin_list, 1)
+        install_row = QHBoxLayout()
+        install_row.addWidget(self.install_button)
+        install_row.addStretch(1)
+        list_layout.addLayout(install_row)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
@@ -136,8 +173,10 @@ class PluginsDialog(QDialog):
         layout.addWidget(splitter, 1)
         layout.addWidget(self.button_box)
 
-        QWidget.setTabOrder(self.plugin_list, self.toggle_button)
-        QWidget.setTabOrder(self.toggle_button, self.traceback_view)
+        QWidget.setTabOrder(self.plugin_list, self.install_button)
+        QWidget.setTabOrder(self.install_button, self.toggle_button)
+        QWidget.setTabOrder(self.toggle_button, self.uninstall_button)
+        QWidget.setTabOrder(self.uninstall_button, self.traceback_view)
         QWidget.setTabOrder(self.traceback_view, self.button_box)
 
         self.plugin_list.currentItemChanged.connect(self._show_current)
@@ -189,6 +228,7 @@ class PluginsDialog(QDialog):
             for label in self._values():
                 label.clear()
             self.toggle_button.hide()
+            self.uninstall_button.hide()
             self.note_label.hide()
             self._show_traceback("")
             return
@@ -201,9 +241,15 @@ class PluginsDialog(QDialog):
             state += f": {record.error_summary}"
         self.state_label.setText(state)
         self.providers_label.setText(", ".join(record.providers) or "none")
+        self.description_label.setText(record.description or "—")
+        self.homepage_label.setText(_link(record.homepage))
+        self.hooks_label.setText(", ".join(record.hooks) or "—")
         self.note_label.setText(self._note(record))
         self.note_label.setVisible(bool(self.note_label.text()))
-        self.toggle_button.setVisible(not record.builtin)
+        removable = not record.builtin and record.state is not PluginState.UNINSTALLED
+        self.toggle_button.setVisible(removable)
+        self.uninstall_button.setVisible(removable and bool(record.distribution))
+        self.uninstall_button.setAccessibleName(f"Uninstall plugin {record.name}")
         enable = record.state is PluginState.DISABLED
         verb = "Enable" if enable else "Disable"
         self.toggle_button.setText(f"&{verb}")
@@ -218,6 +264,8 @@ class PluginsDialog(QDialog):
     def _note(self, record: PluginRecord) -> str:
         if record.builtin:
             return "Built-in plugins are part of Valis Desktop and cannot be disabled."
+        if record.restart_note:
+            return record.restart_note
         if record.state is PluginState.DISABLED and record.name in self._disabled_while_running:
             return (
                 "Disabled: its providers are gone. Its code stays loaded until Valis Desktop "
@@ -257,6 +305,81 @@ class PluginsDialog(QDialog):
         self.refresh()
         self.changed.emit()
 
+    # Installing and removing.
+
+    def open_install(self) -> None:
+        """The install dialog (pip's output live; Cancel stops it)."""
+        self._open_pip(PipRunDialog(PipAction.INSTALL, self.installer, self._discover, parent=self))
+
+    def confirm_uninstall(self) -> None:
+        """Ask, then uninstall the current plugin's distribution."""
+        record = self._current_record()
+        if record is None or record.builtin or not record.distribution:
+            return
+        others = [
+            other.name
+            for other in self.engine.host.records.values()
+            if other.distribution == record.distribution and other is not record
+        ]
+        text = f"Uninstall {record.distribution} {record.version}?".replace(" ?", "?")
+        details = ["Its providers leave now; chats using them go on with the rest of their chains."]
+        if others:
+            details.append(f"It also holds the plugins {', '.join(others)}, which go too.")
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Uninstall plugin",
+            text,
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(" ".join(details))
+        yes = box.addButton("&Uninstall", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(
+            lambda button: self.uninstall(record.distribution) if button is yes else None
+        )
+        self.confirmation = box
+        box.open()
+
+    def uninstall(self, distribution: str) -> None:
+        """Uninstall ``distribution`` now, without asking."""
+        dialog = PipRunDialog(
+            PipAction.UNINSTALL,
+            self.installer,
+            self._discover,
+            distribution=distribution,
+            parent=self,
+        )
+        self._open_pip(dialog)
+        dialog.start()
+
+    def _open_pip(self, dialog: PipRunDialog) -> None:
+        if self.pip_dialog is not None and self.pip_dialog.running:
+            self.pip_dialog.raise_()
+            self.pip_dialog.activateWindow()
+            return
+        if self.pip_dialog is not None:
+            self.pip_dialog.deleteLater()
+        self.pip_dialog = dialog
+        dialog.open()
+
+    def _discover(self) -> str:
+        """Find what pip changed; show it and say it in a sentence or two."""
+        changed = self.engine.discover_plugins()
+        self.refresh()
+        present = [record for record in changed if record.name in self.engine.host.records]
+        if present:
+            self.select(present[0].name)
+        if changed:
+            self.changed.emit()
+        return "\n".join(_change(record, self.engine) for record in changed)
+
+    async def aclose(self) -> None:
+        """Stop pip if it runs (the application is quitting)."""
+        if self.pip_dialog is not None:
+            await self.pip_dialog.aclose()
+
     def _value(self, name: str) -> QLabel:
         label = QLabel()
         label.setAccessibleName(name)
@@ -271,4 +394,29 @@ class PluginsDialog(QDialog):
             self.version_label,
             self.state_label,
             self.providers_label,
+            self.description_label,
+            self.homepage_label,
+            self.hooks_label,
         ]
+
+
+def _link(url: str) -> str:
+    """A clickable home page (web addresses only), or a dash."""
+    if not url.startswith(("https://", "http://")):
+        return html.escape(url) or "—"
+    escaped = html.escape(url, quote=True)
+    return f'<a href="{escaped}">{escaped}</a>'
+
+
+def _change(record: PluginRecord, engine: Engine) -> str:
+    """One line about a plugin that pip added, removed or updated."""
+    if record.name not in engine.host.records:
+        return f"{record.name} was removed."
+    if record.restart_note:
+        return f"{record.name}: {record.restart_note}"
+    if record.state is PluginState.LOADED:
+        providers = ", ".join(record.providers) or "none"
+        return f"{record.name} {record.version} is ready — providers: {providers}."
+    if record.state is PluginState.DISABLED:
+        return f"{record.name} {record.version} is installed but disabled; enable it to use it."
+    return f"{record.name} could not load: {record.error_summary}"
