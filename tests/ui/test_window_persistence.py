@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from pytestqt.qtbot import QtBot
 
 from valis_desktop.api import Persona, Role
@@ -193,3 +193,36 @@ def test_an_answer_cut_off_by_quitting_comes_back_interrupted_and_can_be_retried
     qtbot.waitUntil(
         lambda: restored.settled and "re: tell me everything" in restored.view.toPlainText()
     )
+
+
+def test_a_message_queued_when_the_app_quit_comes_back_not_sent_and_can_be_sent(
+    qtbot: QtBot, start: Callable[[], MainWindow]
+) -> None:
+    window = start()
+    tab = window.current_tab()
+    assert tab is not None
+    provider = window.engine.manager.provider("p")
+    assert isinstance(provider, ScriptedProvider)
+    provider.push(Script(chunks=("thinking",), hang_after=1))
+    send(qtbot, tab, "first")
+    qtbot.waitUntil(lambda: "thinking" in tab.view.toPlainText())
+    send(qtbot, tab, "second, typed ahead")
+    qtbot.waitUntil(lambda: len(tab.session.queued) == 1)
+    quit_(qtbot, window)
+
+    again = start()
+
+    restored = again.current_tab()
+    assert restored is not None
+    assert "Not sent: Valis Desktop closed before this message's turn. Send it now" in (
+        restored.view.toPlainText()
+    )
+    [unsent] = [e.item for e in restored.view._entries if e.item.status == "not sent"]
+    assert unsent.text == "second, typed ahead"
+    link = QUrl(f"valis:resend/{unsent.message_id}")
+    restored.view.anchorClicked.emit(link)
+    restored.view.anchorClicked.emit(link)  # a second click sends nothing more
+    qtbot.waitUntil(
+        lambda: restored.settled and "re: second, typed ahead" in restored.view.toPlainText()
+    )
+    assert restored.view.toPlainText().count("re: second, typed ahead") == 1

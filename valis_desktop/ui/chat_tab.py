@@ -61,6 +61,8 @@ class ChatTab(QWidget):
         self._restored: dict[str, tuple[str, str | None]] = {}
         """Restored answers by id: (the question, the provider that answered), for retry."""
         self._sending: set[asyncio.Task[Request]] = set()
+        self._resent: set[str] = set()
+        """Stored messages sent again from this tab (a second click does nothing)."""
 
         self.persona_picker = QComboBox(self)
         self.persona_picker.setAccessibleName("Persona")
@@ -81,6 +83,7 @@ class ChatTab(QWidget):
 
         self.view = ChatView(self)
         self.view.retry_requested.connect(self.retry)
+        self.view.resend_requested.connect(self.resend)
         self.view.retry_next_requested.connect(self.retry_with_next)
         self.queue = QueueStrip(self)
         self.queue.cancel_requested.connect(self.cancel_queued)
@@ -184,6 +187,25 @@ class ChatTab(QWidget):
         asked = self._asked(answer_id)
         if asked is not None:
             self._submit(asked[0])
+
+    def resend(self, message_id: str) -> None:
+        """Send a stored message that was never sent (the app closed first, or it was
+        cancelled): it joins the queue as the newest message."""
+        if self.recorder is None or message_id in self._resent:
+            return
+        self._resent.add(message_id)
+        task = asyncio.ensure_future(self.recorder.resend(self.session, message_id))
+        self._sending.add(task)
+        task.add_done_callback(lambda done: self._resend_ended(done, message_id))
+
+    def _resend_ended(self, task: asyncio.Task[Request], message_id: str) -> None:
+        self._sending.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self._resent.discard(message_id)
+            self._say(f"Not sent: {error}")
 
     def retry_with_next(self, answer_id: str) -> None:
         asked = self._asked(answer_id)

@@ -67,6 +67,8 @@ class ChatView(QTextBrowser):
 
     retry_requested = Signal(str)
     retry_next_requested = Signal(str)
+    resend_requested = Signal(str)
+    """The id of a stored user message that was never sent, to send now."""
 
     def __init__(self, parent: QWidget | None = None, *, page_size: int = 200) -> None:
         """``page_size`` is how many messages ``load_history`` and each earlier page show."""
@@ -407,6 +409,8 @@ class ChatView(QTextBrowser):
             self.retry_requested.emit(unquote(argument))
         elif action == "retry-next":
             self.retry_next_requested.emit(unquote(argument))
+        elif action == "resend":
+            self.resend_requested.emit(unquote(argument))
         elif action == "earlier":
             self.show_earlier()
 

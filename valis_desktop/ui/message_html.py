@@ -113,12 +113,28 @@ def message_html(
             '<table width="100%" cellspacing="0" cellpadding="10" border="0">'
             f'<tr><td bgcolor="{theme.user_background}">'
             '<p class="head"><span class="who">You</span></p>'
-            f'<p class="user">{text}</p></td></tr></table>'
+            f'<p class="user">{text}</p>{_unsent_html(item)}</td></tr></table>'
         )
         return bubble, ()
     rendered = render_markdown(item.text, theme.code, copy_url_prefix)
     header = f'<p class="head">{stream_header_html("")}</p>'
     return header + rendered.html + _footer_html(item), rendered.code_blocks
+
+
+_UNSENT = {
+    "not sent": "Not sent: Valis Desktop closed before this message's turn.",
+    "cancelled": "Cancelled before it was sent.",
+}
+
+
+def _unsent_html(item: HistoryItem) -> str:
+    """For a stored message that never reached a model: why, and a link to send it now."""
+    said = _UNSENT.get(item.status)
+    if said is None or not item.message_id:
+        return ""
+    target = quote(item.message_id, safe="")
+    link = f'<a href="valis:resend/{target}">Send it now</a>'
+    return f'<p class="problem">{html.escape(said)} {link}</p>'
 
 
 def _footer_html(item: HistoryItem) -> str:
