@@ -1,4 +1,4 @@
-"""The General page's own editors: the default provider chain and per-provider limits."""
+"""The General page's own editor: per-provider limits."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -22,76 +19,6 @@ from PySide6.QtWidgets import (
 
 from valis_desktop.ui.form_layout import wrapped_label
 from valis_desktop.ui.model_form import error_label
-
-
-class ChainList(QWidget):
-    """The default chain: providers to check and order, tried from the top."""
-
-    changed = Signal()
-
-    def __init__(self, chain: Sequence[str], parent: QWidget) -> None:
-        super().__init__(parent)
-        self.list = QListWidget(self)
-        self.list.setAccessibleName("Provider chain for new chats, in the order they are tried")
-        self.list.setSizeAdjustPolicy(QListWidget.SizeAdjustPolicy.AdjustToContents)
-        lines = self.list.fontMetrics().lineSpacing()
-        self.list.setMinimumHeight(lines * 5)
-        self.list.setMaximumHeight(lines * 12)
-        for provider_id in chain:
-            self._item(provider_id).setCheckState(Qt.CheckState.Checked)
-        self.list.itemChanged.connect(lambda _item: self.changed.emit())
-        self.error = error_label(self)
-        side = QVBoxLayout()
-        for text, step in (("Move &up", -1), ("Move &down", 1)):
-            button = QPushButton(text, self)
-            button.setAccessibleName(f"{text.replace('&', '')}: the selected provider")
-            button.clicked.connect(lambda _checked=False, step=step: self._move(step))
-            side.addWidget(button)
-        side.addStretch(1)
-        row = QHBoxLayout()
-        row.addWidget(self.list, 1)
-        row.addLayout(side)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.error)
-
-    def chain(self) -> list[str]:
-        """The checked providers, in order."""
-        items = (self.list.item(row) for row in range(self.list.count()))
-        return [
-            item.data(Qt.ItemDataRole.UserRole)
-            for item in items
-            if item.checkState() == Qt.CheckState.Checked
-        ]
-
-    def set_known(self, labels: Mapping[str, str]) -> None:
-        """List every provider of ``labels`` (id → text); others keep "not installed"."""
-        self.list.blockSignals(True)
-        for provider_id in labels:
-            self._item(provider_id)
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            provider_id = item.data(Qt.ItemDataRole.UserRole)
-            item.setText(labels.get(provider_id, f"{provider_id} (not installed)"))
-        self.list.blockSignals(False)
-
-    def _item(self, provider_id: str) -> QListWidgetItem:
-        for row in range(self.list.count()):
-            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == provider_id:
-                return self.list.item(row)
-        item = QListWidgetItem(provider_id, self.list)
-        item.setData(Qt.ItemDataRole.UserRole, provider_id)
-        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-        item.setCheckState(Qt.CheckState.Unchecked)
-        return item
-
-    def _move(self, step: int) -> None:
-        row = self.list.currentRow()
-        if row >= 0 and 0 <= row + step < self.list.count():
-            self.list.insertItem(row + step, self.list.takeItem(row))
-            self.list.setCurrentRow(row + step)
-            self.changed.emit()
 
 
 class LimitRows(QWidget):

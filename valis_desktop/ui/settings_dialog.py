@@ -42,8 +42,9 @@ from valis_desktop.core.settings import (
     settings_path,
     validate_leniently,
 )
+from valis_desktop.ui.chain_editor import ChainList
 from valis_desktop.ui.form_layout import group_box, scroll_area, wrapped_label
-from valis_desktop.ui.general_settings import ChainList, LimitRows
+from valis_desktop.ui.general_settings import LimitRows
 from valis_desktop.ui.instance_editor import Instance, PluginInstances
 from valis_desktop.ui.model_form import FieldError, ModelForm, error_label, error_messages
 
@@ -101,7 +102,15 @@ class SettingsDialog(QDialog):
         row.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
         row.addWidget(self.banner, 1)
         chain = engine.get("default_chain", EngineSettings().default_chain)
-        self.chain = ChainList([str(p) for p in chain] if isinstance(chain, list) else [], self)
+        self.chain = ChainList(
+            [str(p) for p in chain] if isinstance(chain, list) else [],
+            parent=self,
+            accessible_name="Provider chain for new chats, in the order they are tried",
+        )
+        lines = self.chain.list.fontMetrics().lineSpacing()
+        self.chain.list.setMinimumHeight(lines * 5)
+        self.chain.list.setMaximumHeight(lines * 12)
+        self.chain_error = error_label(self)
         self.limits = LimitRows(self._raw.get("providers"), self)
         self.engine_form = ModelForm(
             EngineSettings,
@@ -208,9 +217,14 @@ class SettingsDialog(QDialog):
     def _general_page(self) -> QWidget:
         page = QWidget(self)
         grid = QGridLayout(page)
+        chain_box = QWidget(page)
+        chain_layout = QVBoxLayout(chain_box)
+        chain_layout.setContentsMargins(0, 0, 0, 0)
+        chain_layout.addWidget(self.chain)
+        chain_layout.addWidget(self.chain_error)
         chain = group_box(
             "Provider chain for new chats",
-            self.chain,
+            chain_box,
             "New chats try the checked providers from the top; if one fails before answering, "
             "the next is tried. Open chats keep their own chain.",
         )
@@ -297,8 +311,8 @@ class SettingsDialog(QDialog):
                 elsewhere.append((loc, message))
         self.engine_form.show_errors(engine)
         self.breaker_form.show_errors(breaker)
-        self.chain.error.setText(chain[0] if chain else "")
-        self.chain.error.setVisible(bool(chain))
+        self.chain_error.setText(chain[0] if chain else "")
+        self.chain_error.setVisible(bool(chain))
         self.limits.show_errors(rows, providers)
         self._say("\n".join(f"{'.'.join(map(str, loc))}: {m}" for loc, m in elsewhere))
         invalid = bool(errors or rows)
