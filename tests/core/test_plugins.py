@@ -99,11 +99,13 @@ def test_plugin_personas_are_collected() -> None:
     assert host.records["good"].personas == ["good.pirate"]
 
 
-async def test_a_plugin_raising_while_streaming_counts_against_it(
-    caplog: pytest.LogCaptureFixture,
+async def test_a_plugin_raising_while_streaming_is_quarantined_and_the_chat_moves_on(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     host = PluginHost(entry_points=[entry_point("raising_provider")])
-    engine = Engine.start(host=host)
+    engine = Engine.start(host=host, settings_path=tmp_path / "settings.toml")
+    told: list[str] = []
+    engine.on_plugin_quarantined = lambda record: told.append(record.name)
     session = engine.open_session(chain=["raising", "fallback"])
 
     reply = await session.submit("hello")
@@ -112,8 +114,42 @@ async def test_a_plugin_raising_while_streaming_counts_against_it(
     assert reply.attempts[0].message == (
         "plugin 'raising_provider' raised ZeroDivisionError: a bug in the plugin"
     )
-    assert engine.manager.breaker("raising").consecutive_failures == 1
-    assert "plugin 'raising_provider'" in caplog.records[0].getMessage()
+    await asyncio.sleep(0)  # one turn: the quarantine follows the attempt
+    record = host.records["raising_provider"]
+    assert record.state is PluginState.QUARANTINED
+    assert record.error.startswith("It raised this while answering:\nTraceback")
+    assert record.error_summary == "ZeroDivisionError: a bug in the plugin"
+    assert "raising" not in engine.manager.provider_ids
+    assert told == ["raising_provider"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "plugin 'raising_provider': provider 'raising' raised",
+        "plugin 'raising_provider' quarantined: it raised ZeroDivisionError while answering",
+    ]
+    caplog.clear()
+
+    engine.set_plugin_enabled("raising_provider", True)  # "Try again"
+    assert record.state is PluginState.LOADED and "raising" in engine.manager.provider_ids
+    await engine.aclose()
+
+
+async def test_a_connection_error_a_plugin_forgot_to_map_is_not_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider = ScriptedProvider(
+        id="flaky", default=lambda _r: Script(error=ConnectionResetError("reset"))
+    )
+    manager = ProviderManager()
+    manager.add_provider(provider, plugin="flaky-plugin")
+    engine = Engine(PluginHost(safe_mode=True), manager, {})
+    faults: list[str] = []
+    manager.on_plugin_fault = lambda plugin, provider_id, error: faults.append(plugin)
+    session = engine.open_session(chain=["flaky"])
+
+    reply = await session.submit("hello")
+
+    assert reply.status is Status.FAILED
+    await asyncio.sleep(0)
+    assert faults == []
     caplog.clear()
     await engine.aclose()
 

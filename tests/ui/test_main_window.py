@@ -378,3 +378,49 @@ def test_disabling_a_plugin_tells_the_chats_using_it_and_takes_its_persona(
     with qtbot.waitSignal(window.shutdown_finished):
         window.close()
     window.deleteLater()
+
+
+def test_a_plugin_failing_while_answering_is_set_aside_and_the_chat_goes_on(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    raising = EntryPoint(
+        name="raising_provider",
+        value="tests.core.sample_plugins.raising_provider",
+        group=ENTRY_POINT_GROUP,
+    )
+    engine = Engine.start(
+        settings=Settings(engine=EngineSettings(default_chain=["raising", "fallback"])),
+        host=PluginHost(entry_points=[raising]),
+        library=PersonaLibrary(tmp_path / "personas"),
+        settings_path=tmp_path / "settings.toml",
+    )
+    window = MainWindow(engine)
+    window.show()
+    tab = window.current_tab()
+    assert tab is not None
+    dialog = window.open_plugins()
+    dialog.select("raising_provider")
+    assert not dialog.retry_button.isVisible()
+
+    type_and_send(qtbot, tab, "hello")
+
+    qtbot.waitUntil(lambda: "raising" not in engine.manager.provider_ids)
+    qtbot.waitUntil(lambda: tab.settled)
+    assert "Fallback" in tab.view.toPlainText()
+    assert "Provider raising is no longer available" in tab.view.toPlainText()
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Plugin “raising_provider” failed while answering")
+    assert "ZeroDivisionError: a bug in the plugin" in message
+    assert dialog.state_label.text() == "quarantined: ZeroDivisionError: a bug in the plugin"
+    assert dialog.retry_button.isVisible()
+    assert "It raised this while answering" in dialog.traceback_view.toPlainText()
+    caplog.clear()
+
+    with qtbot.waitSignal(dialog.changed):
+        qtbot.mouseClick(dialog.retry_button, Qt.MouseButton.LeftButton)
+    assert "raising" in engine.manager.provider_ids
+    assert "Provider raising is available (again)." in tab.view.toPlainText()
+    dialog.close()
+    with qtbot.waitSignal(window.shutdown_finished):
+        window.close()
+    window.deleteLater()

@@ -5,7 +5,7 @@ Front ends (the terminal chat, the window) build one ``Engine`` and open session
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,20 @@ class Engine:
     library: PersonaLibrary | None = None
     settings_path: Path | None = None
     """The settings file that changes made here are saved to (the user's when ``None``)."""
+    on_plugin_quarantined: Callable[[PluginRecord], None] | None = None
+    """Told when a plugin was taken out because a provider of it raised something no provider
+    should while answering (a bug in it; see ``PluginHost.quarantine_running``)."""
+
+    def __post_init__(self) -> None:
+        self.manager.on_plugin_fault = self._plugin_faulted
+
+    def _plugin_faulted(self, plugin: str, provider_id: str, error: BaseException) -> None:
+        record = self.host.quarantine_running(plugin, self.manager, error)
+        if record is None:
+            return
+        self._plugins_changed()
+        if self.on_plugin_quarantined is not None:
+            self.on_plugin_quarantined(record)
 
     @classmethod
     def start(

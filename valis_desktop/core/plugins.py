@@ -218,12 +218,13 @@ class PluginHost:
         return record
 
     def enable(self, name: str, manager: ProviderManager) -> PluginRecord:
-        """Load the disabled plugin ``name`` now and add its providers to ``manager``. A plugin
-        that fails to load or to register is quarantined as at start-up (strict mode raises);
-        the others are untouched. Enabling a loaded plugin does nothing. Returns its record."""
+        """Load the disabled or quarantined plugin ``name`` now (a quarantined one: try again)
+        and add its providers to ``manager``. A plugin that fails to load or to register is
+        quarantined as at start-up (strict mode raises); the others are untouched. Enabling a
+        loaded plugin does nothing. Returns its record."""
         record = self._record(name)
         self._disabled = self._disabled - {name}
-        if record.state is not PluginState.DISABLED:
+        if record.state not in (PluginState.DISABLED, PluginState.QUARANTINED):
             return record
         if record.entry_point is None:
             raise ValueError(f"plugin {name!r} cannot be loaded: it has no entry point")
@@ -248,6 +249,24 @@ class PluginHost:
         self._take_out(record, manager)
         record.state = PluginState.DISABLED
         record.error = ""
+        return record
+
+    def quarantine_running(
+        self, name: str, manager: ProviderManager, error: BaseException
+    ) -> PluginRecord | None:
+        """A provider of the plugin ``name`` raised something no provider should while
+        answering (a bug): take the plugin out with its providers and keep the traceback, as
+        for a plugin that fails to load. Built-in plugins are left alone. Returns the record,
+        or ``None`` if nothing was done."""
+        record = self.records.get(name)
+        if record is None or record.builtin or record.state is not PluginState.LOADED:
+            return None
+        self._take_out(record, manager)
+        record.state = PluginState.QUARANTINED
+        record.error = "It raised this while answering:\n" + _describe(error)
+        log.warning(
+            "plugin %r quarantined: it raised %s while answering", name, type(error).__name__
+        )
         return record
 
     def _take_out(self, record: PluginRecord, manager: ProviderManager) -> None:

@@ -137,6 +137,10 @@ class _Entry:
         self.total_latency: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
 
 
+PluginFaultHandler = Callable[[str, str, BaseException], None]
+"""``handler(plugin, provider_id, error)``."""
+
+
 class ProviderManager:
     """Runs requests along their chains of providers.
 
@@ -163,6 +167,9 @@ class ProviderManager:
         self._retired: list[_Entry] = []
         """Removed providers still answering: closed once their last answer ends."""
         self._closing: set[asyncio.Task[None]] = set()
+        self.on_plugin_fault: PluginFaultHandler | None = None
+        """Told when a provider raised something no provider should (a bug in its plugin,
+        not an error of the API nor a failed connection), after the attempt ended."""
 
     # Providers
 
@@ -453,6 +460,11 @@ class ProviderManager:
         except Exception as error:
             result = classify(error, entry.plugin)
             log.warning("plugin %r: provider %r raised", entry.plugin, provider_id, exc_info=error)
+            if self.on_plugin_fault is not None and not isinstance(error, OSError):
+                # After this attempt has let go of its slots and told its breaker.
+                asyncio.get_running_loop().call_soon(
+                    self.on_plugin_fault, entry.plugin, provider_id, error
+                )
         end = clock.now()
         if result is None:
             entry.successes += 1

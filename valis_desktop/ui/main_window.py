@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.plugin_installer import Installer
+from valis_desktop.core.plugins import PluginRecord
 from valis_desktop.core.session import Session
 from valis_desktop.core.settings import Settings
 from valis_desktop.core.store import Conversation, StoredMessage, history_from
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.plugin_installer = Installer()
         """How the Plugins dialog runs pip (the running interpreter's environment)."""
         self._providers = set(engine.manager.provider_ids)
+        engine.on_plugin_quarantined = self._plugin_quarantined
 
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Chats")
@@ -268,6 +270,17 @@ class MainWindow(QMainWindow):
             self._plugins.refresh()
         self._plugins.open()
         return self._plugins
+
+    def _plugin_quarantined(self, record: PluginRecord) -> None:
+        """A provider raised something no provider should, and its plugin was taken out."""
+        self.statusBar().showMessage(
+            f"Plugin “{record.name}” failed while answering ({record.error_summary}) and was "
+            "set aside; Chat ▸ Plugins… shows why.",
+            60_000,
+        )
+        if self._plugins is not None:
+            self._plugins.refresh()
+        self._providers_changed()
 
     def _providers_changed(self) -> None:
         """Plugins or settings changed: providers and personas may have come or gone. Show it

@@ -104,6 +104,9 @@ class PluginsDialog(QDialog):
         self.toggle_button = QPushButton("&Disable")
         self.toggle_button.setAccessibleName("Disable plugin")
         self.toggle_button.clicked.connect(self._toggle)
+        self.retry_button = QPushButton("Try &again")
+        self.retry_button.setToolTip("Load this plugin again (after fixing what it needed).")
+        self.retry_button.clicked.connect(self._retry)
         self.uninstall_button = QPushButton("&Uninstall…")
         self.uninstall_button.setToolTip("Remove this plugin's distribution with pip.")
         self.uninstall_button.clicked.connect(self.confirm_uninstall)
@@ -133,6 +136,7 @@ class PluginsDialog(QDialog):
         ):
             form.addRow(title, label)
         buttons_row = QHBoxLayout()
+        buttons_row.addWidget(self.retry_button)
         buttons_row.addWidget(self.toggle_button)
         buttons_row.addWidget(self.uninstall_button)
         buttons_row.addStretch(1)
@@ -174,7 +178,8 @@ class PluginsDialog(QDialog):
         layout.addWidget(self.button_box)
 
         QWidget.setTabOrder(self.plugin_list, self.install_button)
-        QWidget.setTabOrder(self.install_button, self.toggle_button)
+        QWidget.setTabOrder(self.install_button, self.retry_button)
+        QWidget.setTabOrder(self.retry_button, self.toggle_button)
         QWidget.setTabOrder(self.toggle_button, self.uninstall_button)
         QWidget.setTabOrder(self.uninstall_button, self.traceback_view)
         QWidget.setTabOrder(self.traceback_view, self.button_box)
@@ -228,6 +233,7 @@ class PluginsDialog(QDialog):
             for label in self._values():
                 label.clear()
             self.toggle_button.hide()
+            self.retry_button.hide()
             self.uninstall_button.hide()
             self.note_label.hide()
             self._show_traceback("")
@@ -248,6 +254,10 @@ class PluginsDialog(QDialog):
         self.note_label.setVisible(bool(self.note_label.text()))
         removable = not record.builtin and record.state is not PluginState.UNINSTALLED
         self.toggle_button.setVisible(removable)
+        self.retry_button.setVisible(
+            removable and record.state is PluginState.QUARANTINED and record.entry_point is not None
+        )
+        self.retry_button.setAccessibleName(f"Try loading plugin {record.name} again")
         self.uninstall_button.setVisible(removable and bool(record.distribution))
         self.uninstall_button.setAccessibleName(f"Uninstall plugin {record.name}")
         enable = record.state is PluginState.DISABLED
@@ -273,8 +283,9 @@ class PluginsDialog(QDialog):
             )
         if record.state is PluginState.QUARANTINED:
             return (
-                "Quarantined: it failed and was set aside; the other plugins work. Disable it "
-                "to keep it from loading, or update it and restart."
+                "Quarantined: it failed and was set aside; the other plugins work. Try again "
+                "once it is fixed (update it with Install…), or disable it to keep it from "
+                "loading."
             )
         return ""
 
@@ -285,11 +296,18 @@ class PluginsDialog(QDialog):
 
     # Enabling and disabling.
 
+    def _retry(self) -> None:
+        self._set_enabled(True)
+
     def _toggle(self) -> None:
+        record = self._current_record()
+        if record is not None:
+            self._set_enabled(record.state is PluginState.DISABLED)
+
+    def _set_enabled(self, enable: bool) -> None:
         record = self._current_record()
         if record is None or record.builtin:
             return
-        enable = record.state is PluginState.DISABLED
         try:
             self.engine.set_plugin_enabled(record.name, enable)
         except (ValueError, OSError) as error:
