@@ -262,7 +262,9 @@ class MainWindow(QMainWindow):
 
     def open_plugins(self) -> PluginsDialog:
         """The plugins, their state and errors; install, remove, enable or disable one without
-        a restart."""
+        a restart. Plugins installed or removed meanwhile (from a terminal) are found now."""
+        if self.engine.discover_plugins():
+            self._providers_changed()
         if self._plugins is None:
             self._plugins = PluginsDialog(self.engine, self, installer=self.plugin_installer)
             self._plugins.changed.connect(self._providers_changed)
