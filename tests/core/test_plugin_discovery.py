@@ -3,9 +3,7 @@ metadata on ``sys.path`` (what pip writes), loaded or taken out without a restar
 
 from __future__ import annotations
 
-import shutil
 import sys
-import textwrap
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -18,80 +16,9 @@ from valis_desktop.core.personas import PersonaLibrary
 from valis_desktop.core.plugins import PluginHost, PluginState
 from valis_desktop.core.settings import PluginsSettings, Settings
 
+from ..sample_dists import Site
+
 PREFIX = "sample-"
-
-PLUGIN_SOURCE = '''\
-"""{doc}"""
-
-from collections.abc import AsyncIterator
-
-from valis_desktop.api import ChatRequest, Persona, Provider, StreamItem, hookimpl
-
-
-class _Provider(Provider):
-    id = {provider!r}
-    display_name = "Sample {version}"
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        yield "from {version}"
-
-
-@hookimpl
-def register_providers(register):
-    register(_Provider())
-
-
-@hookimpl
-def register_personas(register):
-    register(Persona(id="pirate", name="Pirate {version}", system_prompt="Arr."))
-'''
-
-
-class Site:
-    """A directory on ``sys.path`` holding distributions the way pip installs them."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def install(
-        self,
-        name: str,
-        version: str = "1.0",
-        *,
-        module: str | None = None,
-        source: str | None = None,
-        summary: str = "A sample plugin.",
-        homepage: str = "https://example.org/sample",
-    ) -> None:
-        module = module or name.replace("-", "_")
-        self.uninstall(name)
-        (self.root / f"{module}.py").write_text(
-            source or PLUGIN_SOURCE.format(doc="A sample plugin.", provider=name, version=version),
-            encoding="utf-8",
-        )
-        info = self.root / f"{module}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            textwrap.dedent(
-                f"""\
-                Metadata-Version: 2.1
-                Name: {name}
-                Version: {version}
-                Summary: {summary}
-                Project-URL: Homepage, {homepage}
-                """
-            ),
-            encoding="utf-8",
-        )
-        (info / "entry_points.txt").write_text(
-            f"[{ENTRY_POINT_GROUP}]\n{name} = {module}\n", encoding="utf-8"
-        )
-
-    def uninstall(self, name: str) -> None:
-        module = name.replace("-", "_")
-        for info in self.root.glob(f"{module}-*.dist-info"):
-            shutil.rmtree(info)
-        (self.root / f"{module}.py").unlink(missing_ok=True)
 
 
 def installed() -> list[EntryPoint]:

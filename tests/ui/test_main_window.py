@@ -335,18 +335,27 @@ def test_the_plugins_dialog_opens_from_the_window(qtbot: QtBot, make_window: Mak
     dialog.close()
 
 
-def test_disabling_a_plugin_tells_the_chats_using_it_and_takes_its_persona(
-    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path
-) -> None:
-    good = EntryPoint(name="good", value="tests.core.sample_plugins.good", group=ENTRY_POINT_GROUP)
+def window_with_plugin(tmp_path: Path, plugin: str, *, chain: list[str]) -> MainWindow:
+    """A window on an engine that loaded ``tests.core.sample_plugins.<plugin>`` as installed
+    plugins load (close it with ``window.close()`` and wait for ``shutdown_finished``)."""
+    entry_point = EntryPoint(
+        name=plugin, value=f"tests.core.sample_plugins.{plugin}", group=ENTRY_POINT_GROUP
+    )
     engine = Engine.start(
-        settings=Settings(engine=EngineSettings(default_chain=["good", "fallback"])),
-        host=PluginHost(entry_points=[good]),
+        settings=Settings(engine=EngineSettings(default_chain=chain)),
+        host=PluginHost(entry_points=[entry_point]),
         library=PersonaLibrary(tmp_path / "personas"),
         settings_path=tmp_path / "settings.toml",
     )
     window = MainWindow(engine)
     window.show()
+    return window
+
+
+def test_disabling_a_plugin_tells_the_chats_using_it_and_takes_its_persona(
+    qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    window = window_with_plugin(tmp_path, "good", chain=["good", "fallback"])
     tab = window.current_tab()
     assert tab is not None
     pickers = [tab.persona_picker.itemData(i) for i in range(tab.persona_picker.count())]
@@ -383,19 +392,8 @@ def test_disabling_a_plugin_tells_the_chats_using_it_and_takes_its_persona(
 def test_a_plugin_failing_while_answering_is_set_aside_and_the_chat_goes_on(
     qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    raising = EntryPoint(
-        name="raising_provider",
-        value="tests.core.sample_plugins.raising_provider",
-        group=ENTRY_POINT_GROUP,
-    )
-    engine = Engine.start(
-        settings=Settings(engine=EngineSettings(default_chain=["raising", "fallback"])),
-        host=PluginHost(entry_points=[raising]),
-        library=PersonaLibrary(tmp_path / "personas"),
-        settings_path=tmp_path / "settings.toml",
-    )
-    window = MainWindow(engine)
-    window.show()
+    window = window_with_plugin(tmp_path, "raising_provider", chain=["raising", "fallback"])
+    engine = window.engine
     tab = window.current_tab()
     assert tab is not None
     dialog = window.open_plugins()

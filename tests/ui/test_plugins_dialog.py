@@ -27,7 +27,7 @@ from valis_desktop.ui.plugin_install import PipRunDialog
 from valis_desktop.ui.plugins_dialog import PluginsDialog
 from valis_desktop.ui.status_panel import StatusPanel
 
-from ..wheels import build_plugin_wheel
+from ..sample_dists import build_plugin_wheel
 
 SAMPLES = "tests.core.sample_plugins"
 
@@ -265,9 +265,9 @@ def test_installing_a_plugin_makes_its_provider_usable_without_a_restart(
     assert pip.close_button.isVisible() and not pip.cancel_button.isVisible()
     assert "wheel-sample" in panel_ids(panel)
     assert dialog.current_name() == "wheel-sample"
-    assert dialog.description_label.text() == "A plugin built as a wheel for the tests."
-    assert 'href="https://example.org/wheel-sample"' in dialog.homepage_label.text()
-    assert dialog.hooks_label.text() == "register_providers"
+    assert dialog.description_label.text() == "A sample plugin."
+    assert 'href="https://example.org/sample"' in dialog.homepage_label.text()
+    assert dialog.hooks_label.text() == "register_personas, register_providers"
     assert dialog.uninstall_button.isVisible()
 
     session = engine.open_session(chain=("wheel-sample", "fallback"))
