@@ -166,20 +166,17 @@ class PluginHost:
                 continue
             version = _distribution(entry_point)[1]
             updated = known is not None and version != known.version
-            imported = entry_point.module in sys.modules
-            if (
-                known is None
-                or (known.state is PluginState.UNINSTALLED and not updated)
+            never_imported = known is not None and (
+                known.state is PluginState.DISABLED
                 or (
-                    updated
-                    and (
-                        known.state is PluginState.DISABLED
-                        or (known.state is PluginState.QUARANTINED and not imported)
-                    )
+                    known.state is PluginState.QUARANTINED and entry_point.module not in sys.modules
                 )
+            )
+            if (
+                known is None  # new
+                or (known.state is PluginState.UNINSTALLED and not updated)  # back as it was
+                or (updated and never_imported)  # nothing old to run: load the new version
             ):
-                # New, reinstalled as it was, or never imported (disabled, or it failed at
-                # import): load it (again).
                 self.records.pop(name, None)
                 added = self._add_entry_point(entry_point)
                 if added.state is PluginState.LOADED:
