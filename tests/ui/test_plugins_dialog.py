@@ -312,7 +312,7 @@ def test_uninstalling_asks_then_removes_and_says_a_restart_finishes_it(
     assert "restart to finish removing" in removal.status_label.text()
     assert "wheel-gone" not in engine.manager.provider_ids
     assert engine.host.records["wheel-gone"].state is PluginState.UNINSTALLED
-    assert "wheel-gone 1.0 — uninstalled" in rows(dialog)
+    assert "wheel-gone 1.0 — uninstalled (restart to finish)" in rows(dialog)
     assert "restart to finish removing" in dialog.note_label.text()
     assert not dialog.uninstall_button.isVisible() and not dialog.toggle_button.isVisible()
     assert not any(site.glob("wheel_gone*"))

@@ -47,6 +47,8 @@ def plugin_summary(record: PluginRecord) -> str:
     state = str(record.state)
     if record.state is PluginState.QUARANTINED and record.error_summary:
         state += f": {record.error_summary}"
+    elif record.restart_note:
+        state += " (restart to finish)"
     return f"{' '.join(parts)} — {state}"
 
 
