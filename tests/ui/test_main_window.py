@@ -422,3 +422,28 @@ def test_a_plugin_failing_while_answering_is_set_aside_and_the_chat_goes_on(
     with qtbot.waitSignal(window.shutdown_finished):
         window.close()
     window.deleteLater()
+
+
+def test_a_personas_colour_marks_its_tab_and_its_entry_in_the_picker(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = window_with_plugin(tmp_path, "good", chain=["fallback"])
+    tab = window.current_tab()
+    assert tab is not None
+    index = window.tabs.indexOf(tab)
+    assert window.tabs.tabIcon(index).isNull()  # the default Assistant has no colour
+
+    tab.persona_picker.setCurrentIndex(tab.persona_picker.findData("life-coach"))
+
+    icon = window.tabs.tabIcon(index)
+    assert not icon.isNull()
+    colour = icon.pixmap(12, 12).toImage().pixelColor(6, 6)
+    assert colour.name() == "#c0417a"
+    assert window.tabs.tabToolTip(index).endswith("— Life Coach")
+    picker = tab.persona_picker
+    assert not picker.itemIcon(picker.findData("life-coach")).isNull()
+    window.resize(1024, 700)
+    assert window.grab().save(str(tmp_path / "persona_tab.png"))
+    with qtbot.waitSignal(window.shutdown_finished):
+        window.close()
+    window.deleteLater()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from valis_desktop.api import Role
+from valis_desktop.api import Persona, Role
 from valis_desktop.core.engine import Engine
 from valis_desktop.core.request import EventKind, Phase, Request, Status
 from valis_desktop.core.session import QueueFull, Session, SessionClosed
@@ -29,6 +30,21 @@ from valis_desktop.ui.queue_strip import QueueStrip, preview
 
 NEW_CHAT_TITLE = "New chat"
 _TITLE_LENGTH = 32
+
+
+def persona_icon(persona: Persona | None, size: int = 12) -> QIcon:
+    """A round swatch of the persona's colour, or no icon for a persona without one."""
+    if persona is None or not persona.colour:
+        return QIcon()
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(persona.colour))
+    painter.drawEllipse(1, 1, size - 2, size - 2)
+    painter.end()
+    return QIcon(pixmap)
 
 
 class ChatTab(QWidget):
@@ -67,10 +83,7 @@ class ChatTab(QWidget):
         self.persona_picker = QComboBox(self)
         self.persona_picker.setAccessibleName("Persona")
         self.persona_picker.setToolTip("The voice this chat speaks in, from the next message on")
-        for persona in engine.personas.values():
-            self.persona_picker.addItem(persona.name, persona.id)
-        if session.persona is not None:
-            self.persona_picker.setCurrentIndex(self.persona_picker.findData(session.persona.id))
+        self.refresh_personas()
         self.persona_picker.currentIndexChanged.connect(self._persona_chosen)
         persona_label = QLabel("&Persona", self)
         persona_label.setBuddy(self.persona_picker)
@@ -386,14 +399,15 @@ class ChatTab(QWidget):
         try:
             self.persona_picker.clear()
             for persona in self.engine.personas.values():
-                self.persona_picker.addItem(persona.name, persona.id)
+                self.persona_picker.addItem(persona_icon(persona), persona.name, persona.id)
             index = self.persona_picker.findData(current)
-            if index < 0 and self.session.persona is not None:
-                index = self.persona_picker.findData(self.session.persona.id)
+            speaking = self.session.persona
+            if index < 0 and speaking is not None:
+                index = self.persona_picker.findData(speaking.id)
                 if index < 0:
-                    self.persona_picker.addItem(self.session.persona.name, self.session.persona.id)
+                    self.persona_picker.addItem(persona_icon(speaking), speaking.name, speaking.id)
                     index = self.persona_picker.count() - 1
-            self.persona_picker.setCurrentIndex(index)
+            self.persona_picker.setCurrentIndex(max(index, 0))
         finally:
             blocker.unblock()
 

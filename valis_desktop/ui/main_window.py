@@ -24,7 +24,7 @@ from valis_desktop.core.plugins import PluginRecord
 from valis_desktop.core.session import Session
 from valis_desktop.core.settings import Settings
 from valis_desktop.core.store import Conversation, StoredMessage, history_from
-from valis_desktop.ui.chat_tab import ChatTab
+from valis_desktop.ui.chat_tab import ChatTab, persona_icon
 from valis_desktop.ui.conversations import Conversations
 from valis_desktop.ui.history_dialog import HistoryDialog
 from valis_desktop.ui.persona_editor import PersonaEditor
@@ -156,6 +156,8 @@ class MainWindow(QMainWindow):
         index = self.tabs.addTab(tab, tab.title)
         tab.title_changed.connect(lambda _title, tab=tab: self._show_title(tab))
         tab.busy_changed.connect(lambda _busy, tab=tab: self._show_title(tab))
+        tab.persona_changed.connect(lambda _persona, tab=tab: self._show_title(tab))
+        self._show_title(tab)
         if self.conversations is not None:
             self.conversations.follow(tab, index)
         return tab
@@ -419,7 +421,11 @@ class MainWindow(QMainWindow):
         index = self.tabs.indexOf(tab)
         if index >= 0:
             self.tabs.setTabText(index, ("● " if tab.busy else "") + tab.title)
-            self.tabs.setTabToolTip(index, tab.title)
+            self.tabs.setTabIcon(index, persona_icon(tab.session.persona))
+            persona = tab.session.persona
+            self.tabs.setTabToolTip(
+                index, f"{tab.title} — {persona.name}" if persona else tab.title
+            )
 
     def _tab_switched(self, index: int) -> None:
         tab = self.tabs.widget(index)
