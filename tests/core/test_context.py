@@ -10,6 +10,7 @@ from valis_desktop.api import ChatRequest, Message, Persona, Role, TransientErro
 from valis_desktop.core.circuit_breaker import BreakerConfig
 from valis_desktop.core.context import (
     DEFAULT_CONTEXT_TOKENS,
+    History,
     build_messages,
     estimate_tokens,
     left_out_note,
@@ -193,3 +194,68 @@ async def test_two_sessions_under_load_see_only_their_own_history(
             *expected,
             user(call.prompt),
         )
+
+
+def fitted_by_walking(
+    persona: Persona | None, history: list[Message], new: Message, budget: int
+) -> tuple[Message, ...]:
+    """The trimming rule written the plain way: turns from the newest back while they fit,
+    then more dropped until the note fits too."""
+    head = [Message(role=Role.SYSTEM, content=persona.system_prompt)] if persona else []
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.role is Role.USER or not turns:
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+    room = budget - sum(map(estimate_tokens, [*head, new]))
+    kept, used = len(turns), 0
+    while kept and used + sum(map(estimate_tokens, turns[kept - 1])) <= room:
+        kept -= 1
+        used += sum(map(estimate_tokens, turns[kept]))
+    if kept == 0:
+        return (*head, *history, new)
+    note = left_out_note(len(history))
+    while kept < len(turns) and used + estimate_tokens(note) > room:
+        used -= sum(map(estimate_tokens, turns[kept]))
+        kept += 1
+    recent = [message for turn in turns[kept:] for message in turn]
+    return (*head, left_out_note(len(history) - len(recent)), *recent, new)
+
+
+def test_the_measured_history_trims_exactly_as_walking_every_turn_would() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        history: list[Message] = []
+        if rng.random() < 0.2:
+            history.append(assistant("a greeting"))  # a chat that opens with the assistant
+        for _turn in range(rng.randint(0, 12)):
+            history.append(user("q" * rng.randint(0, 300)))
+            for _answer in range(rng.choice((0, 1, 1, 2))):  # none (stopped), one or two
+                history.append(assistant("a" * rng.randint(0, 600)))
+        measured = History()
+        for message in history:
+            measured.append(message)
+        assert measured == history and list(measured) == history
+        new = user("n" * rng.randint(0, 200))
+        persona = rng.choice((None, PERSONA))
+        total = sum(map(estimate_tokens, history))
+        # Budgets anywhere, and exactly at the edges: where the newest turns (the note
+        # perhaps included) fill the room to the last token.
+        fixed = sum(
+            map(
+                estimate_tokens,
+                [new]
+                + ([Message(role=Role.SYSTEM, content=PERSONA.system_prompt)] if persona else []),
+            )
+        )
+        starts = [i for i, m in enumerate(history) if m.role is Role.USER or i == 0]
+        start = rng.choice(starts) if starts else 0
+        edge = fixed + sum(map(estimate_tokens, history[start:]))
+        budget = rng.choice(
+            (rng.randint(0, total + 200), edge, edge + estimate_tokens(left_out_note(len(history))))
+        ) + rng.choice((0, 0, -1, 1))
+
+        expected = fitted_by_walking(persona, history, new, budget)
+        assert build_messages(persona, measured, new, budget) == expected
+        assert build_messages(persona, history, new, budget) == expected

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from valis_desktop.api import ChatRequest, GenerationParams, Message, Persona, Provider, Role
-from valis_desktop.core.context import build_messages, prompt_budget
+from valis_desktop.core.context import History, build_messages, prompt_budget
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.request import EventKind, Request, SessionEvent, Status
 
@@ -58,7 +58,7 @@ class Session:
         self.params = params
         """Sampling parameters for this chat; ``None`` uses the persona's (if it has any)."""
         self.max_queue = max_queue
-        self.history: list[Message] = list(history)
+        self.history = History(history)
         """Finished turns, oldest first: what the next request's context is built from."""
         self._manager = manager
         self._queue: deque[Request] = deque()
@@ -169,7 +169,8 @@ class Session:
         # What the request starts with holds for all its attempts: a persona chosen meanwhile
         # applies from the next request on.
         persona = self.persona
-        history = tuple(self.history)
+        # The history changes only when a request concludes, after its last attempt.
+        history = self.history
         params = self.params or (persona.params if persona is not None else None)
         params = params or GenerationParams()
 
