@@ -263,6 +263,7 @@ def test_installing_a_plugin_makes_its_provider_usable_without_a_restart(
     assert "Successfully installed wheel-sample-1.0" in pip.output.toPlainText()
     assert pip.status_label.text() == "✓ wheel-sample 1.0 is ready — providers: wheel-sample."
     assert pip.close_button.isVisible() and not pip.cancel_button.isVisible()
+    assert pip.close_button.hasFocus()
     assert "wheel-sample" in panel_ids(panel)
     assert dialog.current_name() == "wheel-sample"
     assert dialog.description_label.text() == "A sample plugin."
@@ -332,6 +333,7 @@ def test_a_failed_install_shows_pips_reason_and_changes_nothing(
     assert "ERROR: Invalid wheel filename (wrong number of parts): 'no-such-plugin'" in status
     assert engine.host.records == before
     assert pip.run_button.isEnabled() and pip.spec_edit.isEnabled()  # fix it and try again
+    assert pip.spec_edit.hasFocus()
 
 
 def test_cancelling_an_install_stops_pip_and_keeps_the_window_responsive(

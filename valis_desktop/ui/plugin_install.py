@@ -202,6 +202,9 @@ class PipRunDialog(QDialog):
         if changes and not ok:
             message += "\n" + changes
         self._show(ok, message)
+        # Focus where the next step is: closing, or fixing what to install.
+        retry = not ok and self.action is PipAction.INSTALL
+        (self.spec_edit if retry else self.close_button).setFocus()
         self.ended.emit(ok)
 
     def _show(self, ok: bool, message: str) -> None:
