@@ -186,3 +186,106 @@ def test_safe_mode_discovers_nothing(site: Site, tmp_path: Path) -> None:
 
     assert engine.discover_plugins() == []
     assert "sample-ten" not in engine.host.records
+
+
+def test_looking_again_without_changes_reports_nothing(site: Site, tmp_path: Path) -> None:
+    site.install("sample-calm", "1.0")
+    site.install("sample-moved", "1.0")
+    engine = start(tmp_path)
+    site.install("sample-calm", "2.0")
+    site.uninstall("sample-moved")
+    assert len(engine.discover_plugins()) == 2
+
+    assert engine.discover_plugins() == []
+
+
+def test_an_update_of_a_plugin_disabled_while_running_waits_for_a_restart(
+    site: Site, tmp_path: Path
+) -> None:
+    site.install("sample-paused", "1.0")
+    engine = start(tmp_path)
+    engine.set_plugin_enabled("sample-paused", False)  # its 1.0 code stays imported
+
+    site.install("sample-paused", "2.0")
+    engine.discover_plugins()
+    engine.set_plugin_enabled("sample-paused", True)
+
+    record = engine.host.records["sample-paused"]
+    assert record.version == "1.0"
+    assert record.restart_note == "Version 2.0 is installed; restart Valis Desktop to use it."
+    provider = engine.manager.provider("sample-paused")
+    assert provider.display_name == "Sample 1.0"  # what runs, and what the record says
+
+
+def test_going_back_to_the_running_version_needs_no_restart(site: Site, tmp_path: Path) -> None:
+    site.install("sample-back", "1.0")
+    engine = start(tmp_path)
+    site.install("sample-back", "2.0")
+    engine.discover_plugins()
+
+    site.install("sample-back", "1.0")
+    changed = engine.discover_plugins()
+
+    record = engine.host.records["sample-back"]
+    assert changed == [record] and record.restart_note == ""
+
+
+def test_a_broken_plugin_removed_is_forgotten_and_its_fix_loads(
+    site: Site, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.install("sample-broken", "1.0", source="import a_module_that_does_not_exist\n")
+    engine = start(tmp_path)
+    caplog.clear()
+
+    site.uninstall("sample-broken")
+    engine.discover_plugins()
+    assert "sample-broken" not in engine.host.records
+
+    site.install("sample-broken", "1.1")
+    engine.discover_plugins()
+    assert engine.host.records["sample-broken"].state is PluginState.LOADED
+    assert "sample-broken" in engine.manager.provider_ids
+
+
+PERSONAS_RAISE = """\
+from collections.abc import AsyncIterator
+
+from valis_desktop.api import ChatRequest, Provider, StreamItem, hookimpl
+
+
+class _Provider(Provider):
+    id = "sample-half"
+    display_name = "Half"
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
+        yield "half"
+
+
+@hookimpl
+def register_providers(register):
+    register(_Provider())
+
+
+@hookimpl
+def register_personas(register):
+    raise RuntimeError("personas fell over")
+"""
+
+
+def test_a_plugin_quarantined_in_a_later_hook_takes_its_providers_out(
+    site: Site, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.install("sample-half", source=PERSONAS_RAISE)
+    engine = start(tmp_path)  # providers first, then personas: that hook raises
+
+    record = engine.host.records["sample-half"]
+    assert record.state is PluginState.QUARANTINED
+    assert record.providers == [] and "sample-half" not in engine.manager.provider_ids
+    caplog.clear()
+
+    engine.set_plugin_enabled("sample-half", True)  # Try again: same failure, same outcome
+
+    assert record.state is PluginState.QUARANTINED
+    assert record.error_summary == "RuntimeError: personas fell over"
+    assert "sample-half" not in engine.manager.provider_ids
+    caplog.clear()

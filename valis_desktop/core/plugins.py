@@ -123,6 +123,8 @@ class PluginHost:
         self._pm = pluggy.PluginManager(PROJECT_NAME)
         self._pm.add_hookspecs(HookSpecs)
         self.records: dict[str, PluginRecord] = {}
+        self._manager: ProviderManager | None = None
+        """Where providers were registered: a plugin quarantined later takes them out."""
 
     def load(self) -> None:
         """Load the built-ins, then (unless in safe mode) every entry point."""
@@ -136,58 +138,67 @@ class PluginHost:
 
     def discover(self, manager: ProviderManager) -> list[PluginRecord]:
         """Look at the installed distributions again (after ``pip install`` or ``uninstall``
-        while the application runs): a new plugin loads and its providers join ``manager``; a
-        plugin whose distribution is gone leaves with its providers (answers in progress
-        finish) and is marked uninstalled, or forgotten if it never loaded; one updated in
-        place keeps running its old code and says a restart will load the new version.
-        Returns the records that changed. Nothing happens in safe mode."""
+        while the application runs) and return the records that changed:
+
+        - a new plugin loads, and its providers join ``manager``;
+        - a plugin whose distribution is gone leaves with its providers (answers in progress
+          finish); if its code was imported it stays listed as uninstalled until a restart,
+          else (disabled, or it failed at import) it is forgotten;
+        - a plugin installed in another version loads it if none of its code is imported yet;
+          else it keeps running the old code and says a restart will load the new one (and
+          stops saying so if the old version comes back).
+
+        Nothing happens in safe mode."""
         if self.safe_mode:
             return []
         importlib.invalidate_caches()
         found = {entry_point.name: entry_point for entry_point in self._find_entry_points()}
         changed: list[PluginRecord] = []
         for name, record in list(self.records.items()):
-            if record.builtin or name in found:
+            if record.builtin or name in found or record.state is PluginState.UNINSTALLED:
                 continue
-            if record.state is PluginState.DISABLED:
-                del self.records[name]
-            elif record.state is not PluginState.UNINSTALLED:
-                self._take_out(record, manager)
+            self._take_out(record, manager)
+            if _imported(record.entry_point):
                 record.state = PluginState.UNINSTALLED
                 record.error = ""
                 record.restart_note = (
                     "Its distribution was removed; its code stays loaded until Valis Desktop "
                     "restarts — restart to finish removing it."
                 )
+            else:
+                del self.records[name]
             changed.append(record)
         for name, entry_point in found.items():
             known = self.records.get(name)
             if known is not None and known.builtin:
                 continue
             version = _distribution(entry_point)[1]
-            updated = known is not None and version != known.version
-            never_imported = known is not None and (
-                known.state is PluginState.DISABLED
-                or (
-                    known.state is PluginState.QUARANTINED and entry_point.module not in sys.modules
-                )
-            )
-            if (
-                known is None  # new
-                or (known.state is PluginState.UNINSTALLED and not updated)  # back as it was
-                or (updated and never_imported)  # nothing old to run: load the new version
-            ):
+            if known is None or not _imported(known.entry_point):
+                if known is not None and version == known.version:
+                    continue  # as it was (disabled, or failed at import)
+                # New, or nothing of it imported yet: load the version installed now.
                 self.records.pop(name, None)
                 added = self._add_entry_point(entry_point)
                 if added.state is PluginState.LOADED:
                     self.register_providers(manager, only={name})
                 changed.append(added)
-            elif updated or known.state is PluginState.UNINSTALLED:
-                # Reinstalled or updated while its old code is imported: Python cannot reload
-                # it safely, so it runs on (or stays gone) until a restart.
-                known.restart_note = (
-                    f"Version {version} is installed; restart Valis Desktop to use it."
-                )
+                continue
+            if known.state is PluginState.UNINSTALLED and version == known.version:
+                # Reinstalled as it was: its imported code is that version; use it again.
+                known.state = PluginState.DISABLED
+                known.restart_note = ""
+                known.entry_point = entry_point
+                if name not in self._disabled:
+                    self.enable(name, manager)
+                changed.append(known)
+                continue
+            note = (
+                ""
+                if version == known.version
+                else f"Version {version} is installed; restart Valis Desktop to use it."
+            )
+            if note != known.restart_note:
+                known.restart_note = note
                 changed.append(known)
         return changed
 
@@ -225,11 +236,10 @@ class PluginHost:
             return record
         if record.entry_point is None:
             raise ValueError(f"plugin {name!r} cannot be loaded: it has no entry point")
+        self._take_out(record, manager)
         record.state = PluginState.LOADED
         record.error = ""
-        record.providers.clear()
-        record.personas.clear()
-        record.problems.clear()
+        record.hooks.clear()
         self._load(record, record.entry_point.load, again=True)
         if record.state is PluginState.LOADED:
             self.register_providers(manager, only={name})
@@ -266,16 +276,21 @@ class PluginHost:
         )
         return record
 
-    def _take_out(self, record: PluginRecord, manager: ProviderManager) -> None:
+    def _take_out(self, record: PluginRecord, manager: ProviderManager | None) -> None:
         """Remove the plugin's providers from ``manager`` and stop calling its hooks."""
-        for provider_id in record.providers:
-            if provider_id in manager.provider_ids:
-                manager.remove_provider(provider_id)
-        record.providers.clear()
+        self._remove_providers(record, manager)
         record.personas.clear()
-        record.problems.clear()
         if self._pm.has_plugin(record.name):
             self._pm.unregister(name=record.name)
+
+    @staticmethod
+    def _remove_providers(record: PluginRecord, manager: ProviderManager | None) -> None:
+        """Its providers leave ``manager`` (answers in progress finish first)."""
+        for provider_id in record.providers:
+            if manager is not None and provider_id in manager.provider_ids:
+                manager.remove_provider(provider_id)
+        record.providers.clear()
+        record.problems.clear()
 
     def _record(self, name: str) -> PluginRecord:
         try:
@@ -295,11 +310,7 @@ class PluginHost:
         self._settings = settings
         refreshed = [self.records[name] for name in plugins if name in self.records]
         for record in refreshed:
-            for provider_id in record.providers:
-                if provider_id in manager.provider_ids:
-                    manager.remove_provider(provider_id)
-            record.providers.clear()
-            record.problems.clear()
+            self._remove_providers(record, manager)
         self.register_providers(manager, only={record.name for record in refreshed})
 
     def register_providers(
@@ -307,6 +318,7 @@ class PluginHost:
     ) -> None:
         """Add every loaded plugin's providers to ``manager`` (or those of the plugins named)."""
 
+        self._manager = manager
         taken = set(manager.provider_ids)
 
         def accept(record: PluginRecord, provider: object) -> Provider:
@@ -442,9 +454,8 @@ class PluginHost:
         log.warning("plugin %r quarantined: %s", record.name, message.strip().splitlines()[-1])
         record.state = PluginState.QUARANTINED
         record.error = message
-        self.records.setdefault(record.name, record)
-        if self._pm.has_plugin(record.name):
-            self._pm.unregister(name=record.name)
+        if self.records.setdefault(record.name, record) is record:
+            self._take_out(record, self._manager)
 
 
 def api_version_refusal(declared: object, supported: tuple[int, int] = API_VERSION) -> str:
@@ -475,6 +486,11 @@ SecretReader = Callable[[str, str], "str | None"]
 
 def _no_secrets(plugin: str, name: str) -> str | None:
     return None
+
+
+def _imported(entry_point: EntryPoint | None) -> bool:
+    """Whether the plugin's module was imported (and so cannot be replaced until a restart)."""
+    return entry_point is not None and entry_point.module in sys.modules
 
 
 def _distribution(entry_point: EntryPoint) -> tuple[str, str]:
