@@ -73,7 +73,7 @@ def list_plugins(*, as_json: bool = False, safe_mode: bool = False) -> int:
         origin = "built-in" if record.builtin else f"{record.distribution} {record.version}"
         state = str(record.state)
         if record.error:
-            state += f": {_first_line(record.error)}"
+            state += f": {record.error_summary}"
         providers = ", ".join(record.providers) or "no providers"
         hooks = f"  hooks: {', '.join(record.hooks)}" if record.hooks else ""
         print(f"{record.name}  ({origin.strip()})  {state}  [{providers}]{hooks}")
@@ -89,20 +89,12 @@ def _as_dict(record: PluginRecord) -> dict[str, Any]:
         "distribution": record.distribution,
         "version": record.version,
         "state": str(record.state),
-        "error": _first_line(record.error),
+        "error": record.error_summary,
         "providers": list(record.providers),
         "hooks": list(record.hooks),
         "description": record.description,
         "homepage": record.homepage,
     }
-
-
-def _first_line(error: str) -> str:
-    """A refusal's message, or the last line of a traceback (the exception and its message)."""
-    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
 def _print_line(line: str) -> None:

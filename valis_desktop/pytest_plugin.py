@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, cast
@@ -251,16 +252,27 @@ async def valis_manager(
     """A ``ProviderManager`` on ``valis_clock`` with ``valis_engine_config``, holding the
     providers of ``valis_plugin_host`` (a plugin whose ``register_providers`` raises or
     registers something invalid fails the test with its error). Closed at teardown: every
-    provider's ``aclose()`` is awaited."""
+    provider's ``aclose()`` is awaited. A provider that raised anything but the API's errors
+    while answering (a bug: the application would set its plugin aside) fails the test then,
+    with the traceback."""
     from valis_desktop.core.provider_manager import ProviderManager
 
     manager = ProviderManager(valis_engine_config, clock=valis_clock)
+    faults: list[str] = []
+    manager.on_plugin_fault = lambda plugin, provider_id, error: faults.append(
+        f"provider {provider_id!r} of plugin {plugin!r} raised this while answering; the "
+        "application would set the plugin aside. Raise one of valis_desktop.api's errors "
+        "(TransientError, RateLimitedError, NeedsAttentionError, InvalidRequestError) "
+        "instead:\n" + "".join(traceback.format_exception(error))
+    )
     try:
         with _failing_on_load_errors():
             valis_plugin_host.register_providers(manager)
         yield manager
     finally:
         await manager.aclose()
+    if faults:
+        pytest.fail(faults[0], pytrace=False)
 
 
 @_async_fixture

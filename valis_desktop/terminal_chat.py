@@ -52,6 +52,11 @@ async def run_chat(
     """Chat on ``chain``. With ``messages``, send those and return; otherwise read stdin."""
     loop = asyncio.get_running_loop()
     session = engine.open_session(chain=chain, persona_id=persona_id)
+    engine.on_plugin_quarantined = lambda record: print(
+        f"[plugin {record.name} failed while answering ({record.error_summary}) and was set "
+        "aside until the next start]",
+        file=err,
+    )
     interactive = not messages and sys.stdin.isatty()
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     if messages:

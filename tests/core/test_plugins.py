@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from valis_desktop.core.plugins import PluginHost, PluginLoadError, PluginState
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.request import Status
 from valis_desktop.core.settings import PluginsSettings, Settings, load_settings
+from valis_desktop.terminal_chat import run_chat
 from valis_desktop.testing import Script, ScriptedProvider
 
 SAMPLES = "tests.core.sample_plugins"
@@ -342,3 +344,25 @@ def test_strict_mode_raises_on_enable() -> None:
     host.load()
     with pytest.raises(PluginLoadError, match="broken_import"):
         host.enable("broken_import", ProviderManager())
+
+
+async def test_the_terminal_chat_says_when_a_plugin_is_set_aside(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    engine = Engine.start(
+        host=PluginHost(entry_points=[entry_point("raising_provider")]),
+        library=PersonaLibrary(tmp_path / "personas"),
+    )
+    out, err = io.StringIO(), io.StringIO()
+
+    status = await run_chat(
+        engine, chain=("raising", "fallback"), persona_id=None, messages=["hi"], out=out, err=err
+    )
+
+    assert status == 0 and "not a language model" in out.getvalue()
+    assert (
+        "[plugin raising_provider failed while answering (ZeroDivisionError: a bug in the "
+        "plugin) and was set aside until the next start]"
+    ) in err.getvalue()
+    caplog.clear()
+    await engine.aclose()

@@ -285,6 +285,33 @@ PROJECT = {
         def test_unconfigured(valis_plugin_host):
             pass
         """,
+    "buggy_plugin.py": """\
+        from valis_desktop.api import Provider, hookimpl
+
+        class Buggy(Provider):
+            id = "buggy"
+            display_name = "Buggy"
+
+            async def stream(self, request):
+                yield request.prompt[100]  # IndexError: a bug, not an API error
+
+        @hookimpl
+        def register_providers(register):
+            register(Buggy())
+        """,
+    "test_buggy.py": """\
+        import pytest
+
+        pytestmark = pytest.mark.asyncio
+
+        @pytest.fixture
+        def valis_plugins():
+            return ("buggy=buggy_plugin",)
+
+        async def test_buggy(valis_chat):
+            reply = await valis_chat("hello", chain=["buggy", "fallback"])
+            assert reply.provider_id == "fallback"  # passes; the teardown reports the bug
+        """,
 }
 
 
@@ -310,7 +337,11 @@ def test_an_authors_project_in_strict_asyncio_mode(tmp_path: Path) -> None:
     out = done.stdout
 
     assert done.returncode == 1, out + done.stderr
-    assert "2 passed, 2 errors" in out
+    assert "3 passed, 3 errors" in out
+    # A provider raising something else than the API's errors fails at teardown, with why.
+    buggy = out[out.index("ERROR at teardown of test_buggy") :]
+    assert "provider 'buggy' of plugin 'buggy' raised this while answering" in buggy
+    assert "IndexError: string index out of range" in buggy
     # The broken plugin fails its test with its own error and traceback.
     broken = out[out.index("ERROR at setup of test_broken") : out.index("short test summary")]
     assert "plugin 'broken': Traceback" in broken

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from valis_desktop.api import ENTRY_POINT_GROUP
 from valis_desktop.core.engine import Engine
+from valis_desktop.core.personas import PersonaLibrary
 from valis_desktop.core.plugins import PluginHost
 from valis_desktop.core.settings import Settings, load_settings, read_raw, save_settings
 from valis_desktop.testing import Script, ScriptedProvider
@@ -86,6 +87,40 @@ def test_a_broken_file_is_reported_and_left_alone(
     assert "could not be read" in loaded.problems[0]
     assert path.read_text() == "[engine\nglobal_limit = "
     caplog.clear()
+
+
+def test_saving_over_a_broken_file_keeps_it_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text("[engine\nglobal_limit = ")
+    (tmp_path / "settings.toml.unreadable-1").write_text("an older one")
+
+    save_settings({"plugins": {"disabled": ["x"]}}, path)
+
+    assert read_raw(path) == {"plugins": {"disabled": ["x"]}}
+    assert (tmp_path / "settings.toml.unreadable-2").read_text() == "[engine\nglobal_limit = "
+    assert (tmp_path / "settings.toml.unreadable-1").read_text() == "an older one"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the settings file could not be read; it was kept as {tmp_path}/settings.toml.unreadable-2"
+    ]
+    caplog.clear()
+
+
+def test_enabling_an_enabled_plugin_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    text = "# my settings\n[plugins]\ndisabled = []\n"
+    path.write_text(text)
+    good = EntryPoint(name="good", value="tests.core.sample_plugins.good", group=ENTRY_POINT_GROUP)
+    engine = Engine.start(
+        host=PluginHost(entry_points=[good]),
+        library=PersonaLibrary(tmp_path / "personas"),
+        settings_path=path,
+    )
+
+    engine.set_plugin_enabled("good", True)
+
+    assert path.read_text() == text  # comments and all
 
 
 def test_saving_validates_and_round_trips(tmp_path: Path) -> None:

@@ -38,8 +38,11 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.manager.on_plugin_fault = self._plugin_faulted
+        self._closed = False
 
     def _plugin_faulted(self, plugin: str, provider_id: str, error: BaseException) -> None:
+        if self._closed:
+            return  # the providers are closed already
         record = self.host.quarantine_running(plugin, self.manager, error)
         if record is None:
             return
@@ -141,12 +144,12 @@ class Engine:
         path = self.settings_path or default_settings_path()
         raw = read_raw(path)
         plugins = dict(raw.get("plugins") or {})
-        saved = [str(n) for n in plugins.get("disabled") or [] if str(n) != name]
-        if not enabled:
-            saved.append(name)
-        plugins["disabled"] = saved
-        raw["plugins"] = plugins
-        save_settings(raw, path)
+        before = [str(n) for n in plugins.get("disabled") or []]
+        saved = [n for n in before if n != name] + ([] if enabled else [name])
+        if sorted(saved) != sorted(before):
+            plugins["disabled"] = saved
+            raw["plugins"] = plugins
+            save_settings(raw, path)
         return record
 
     @property
@@ -188,4 +191,5 @@ class Engine:
         """Stop every session, then close the providers."""
         while self.sessions:
             await self.close_session(self.sessions[-1])
+        self._closed = True
         await self.manager.aclose()

@@ -160,14 +160,31 @@ def read_raw(path: Path | None = None) -> dict[str, Any]:
 
 def save_settings(raw: Mapping[str, Any], path: Path | None = None) -> Settings:
     """Validate ``raw`` strictly and write it atomically; raises ``ValidationError`` (and
-    writes nothing) if any field is invalid. Comments in the old file are not kept."""
+    writes nothing) if any field is invalid. Comments in the old file are not kept; an old
+    file that cannot be read (broken TOML) is kept beside it, renamed, never overwritten."""
     settings = Settings.model_validate(raw)
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _keep_if_unreadable(path)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(tomli_w.dumps(dict(raw)), encoding="utf-8")
     os.replace(temporary, path)
     return settings
+
+
+def _keep_if_unreadable(path: Path) -> None:
+    """Move a settings file that does not parse aside (``settings.toml.unreadable-N``), so that
+    writing new settings loses nothing the user wrote."""
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        number = 1
+        while (kept := path.with_name(f"{path.name}.unreadable-{number}")).exists():
+            number += 1
+        os.replace(path, kept)
+        log.warning("the settings file could not be read; it was kept as %s", kept)
 
 
 def validate_leniently(raw: dict[str, Any]) -> tuple[Settings, list[str]]:

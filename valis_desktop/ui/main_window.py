@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
     def _refresh_personas(self) -> None:
         for tab in self.chat_tabs:
             tab.refresh_personas()
+            self._show_title(tab)
 
     def open_plugins(self) -> PluginsDialog:
         """The plugins, their state and errors; install, remove, enable or disable one without
@@ -331,6 +332,7 @@ class MainWindow(QMainWindow):
         """Stop every chat, close the providers, then close the window. Recording stops
         first, so what was still running is found unfinished at the next start."""
         self.status_refresher.stop()
+        self.engine.on_plugin_quarantined = None
         if self._history is not None:
             self._history.hide()  # cancels its searches and loads
         if self._plugins is not None:
@@ -421,8 +423,10 @@ class MainWindow(QMainWindow):
         index = self.tabs.indexOf(tab)
         if index >= 0:
             self.tabs.setTabText(index, ("● " if tab.busy else "") + tab.title)
-            self.tabs.setTabIcon(index, persona_icon(tab.session.persona))
             persona = tab.session.persona
+            if persona is not None:  # as the library has it now (the user may have edited it)
+                persona = self.engine.personas.get(persona.id, persona)
+            self.tabs.setTabIcon(index, persona_icon(persona))
             self.tabs.setTabToolTip(
                 index, f"{tab.title} — {persona.name}" if persona else tab.title
             )

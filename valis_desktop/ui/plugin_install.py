@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import shlex
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
@@ -76,12 +77,12 @@ class PipRunDialog(QDialog):
         self.spec_edit.setClearButtonEnabled(True)
         self.spec_edit.textChanged.connect(self._update_buttons)
         self.spec_edit.returnPressed.connect(self.start)
-        spec_label = QLabel("&Install:")
+        spec_label = QLabel("&Package:")
         spec_label.setBuddy(self.spec_edit)
         self.file_button = QPushButton("&File…")
         self.file_button.setAccessibleName("Choose a wheel or sdist file")
         self.file_button.clicked.connect(self._choose_file)
-        self.folder_button = QPushButton("F&older…")
+        self.folder_button = QPushButton("Fol&der…")
         self.folder_button.setAccessibleName("Choose a plugin's source folder")
         self.folder_button.clicked.connect(self._choose_folder)
         hint = QLabel(
@@ -140,7 +141,11 @@ class PipRunDialog(QDialog):
         return self.task is not None
 
     def specs(self) -> list[str]:
-        return self.spec_edit.text().split()
+        """What to install: the field split as a shell would (quote a path with spaces)."""
+        try:
+            return shlex.split(self.spec_edit.text())
+        except ValueError:  # an unbalanced quote, while typing
+            return []
 
     def start(self) -> None:
         """Run pip now (the Install or Uninstall button)."""
@@ -183,9 +188,9 @@ class PipRunDialog(QDialog):
         elif error is not None:
             message = f"pip could not run: {type(error).__name__}: {error}"
         elif not (result := task.result()).ok:
-            message = (
-                f"pip failed (exit status {result.returncode}); nothing was changed.\n"
-                + _last_lines(result.reason)
+            unchanged = "" if changes else "; nothing was changed"
+            message = f"pip failed (exit status {result.returncode}){unchanged}.\n" + _last_lines(
+                result.reason
             )
         elif changes:
             ok, message = True, changes
@@ -226,7 +231,7 @@ class PipRunDialog(QDialog):
         chooser.setFileMode(QFileDialog.FileMode.ExistingFile)
         chooser.setNameFilters(["Plugin packages (*.whl *.tar.gz *.zip)", "All files (*)"])
         chooser.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        chooser.fileSelected.connect(self.spec_edit.setText)
+        chooser.fileSelected.connect(self._chosen)
         chooser.open()
 
     def _choose_folder(self) -> None:
@@ -234,22 +239,25 @@ class PipRunDialog(QDialog):
         chooser.setFileMode(QFileDialog.FileMode.Directory)
         chooser.setOption(QFileDialog.Option.ShowDirsOnly)
         chooser.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        chooser.fileSelected.connect(self.spec_edit.setText)
+        chooser.fileSelected.connect(self._chosen)
         chooser.open()
+
+    def _chosen(self, path: str) -> None:
+        self.spec_edit.setText(shlex.quote(path))
 
     def reject(self) -> None:
         """Escape stops pip if it runs (the dialog stays, showing so), else closes."""
         if self.task is not None:
             self.task.cancel()
             return
-        self._closed = True
         super().reject()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing the window stops pip."""
-        self._closed = True
+        """Closing the window while pip runs stops pip, and the dialog stays to say so."""
         if self.task is not None:
             self.task.cancel()
+            event.ignore()
+            return
         super().closeEvent(event)
 
     async def aclose(self) -> None:

@@ -44,12 +44,17 @@ def plugin_summary(record: PluginRecord) -> str:
         parts.append(record.version)
     if record.builtin:
         parts.append("(built-in)")
-    state = str(record.state)
-    if record.state is PluginState.QUARANTINED and record.error_summary:
-        state += f": {record.error_summary}"
-    elif record.restart_note:
+    state = state_text(record)
+    if record.restart_note and record.state is not PluginState.QUARANTINED:
         state += " (restart to finish)"
     return f"{' '.join(parts)} — {state}"
+
+
+def state_text(record: PluginRecord) -> str:
+    """The plugin's state, with a quarantined plugin's error."""
+    if record.state is PluginState.QUARANTINED and record.error_summary:
+        return f"{record.state}: {record.error_summary}"
+    return str(record.state)
 
 
 class PluginsDialog(QDialog):
@@ -244,10 +249,7 @@ class PluginsDialog(QDialog):
         self.name_label.setText(record.name)
         self.distribution_label.setText(origin)
         self.version_label.setText(record.version or "—")
-        state = str(record.state)
-        if record.state is PluginState.QUARANTINED and record.error_summary:
-            state += f": {record.error_summary}"
-        self.state_label.setText(state)
+        self.state_label.setText(state_text(record))
         self.providers_label.setText(", ".join(record.providers) or "none")
         self.description_label.setText(record.description or "—")
         self.homepage_label.setText(_link(record.homepage))
@@ -371,18 +373,21 @@ class PluginsDialog(QDialog):
             distribution=distribution,
             parent=self,
         )
-        self._open_pip(dialog)
-        dialog.start()
+        if self._open_pip(dialog):
+            dialog.start()
 
-    def _open_pip(self, dialog: PipRunDialog) -> None:
+    def _open_pip(self, dialog: PipRunDialog) -> bool:
+        """Show ``dialog``, unless pip runs already: then that one comes to the front."""
         if self.pip_dialog is not None and self.pip_dialog.running:
+            dialog.deleteLater()
             self.pip_dialog.raise_()
             self.pip_dialog.activateWindow()
-            return
+            return False
         if self.pip_dialog is not None:
             self.pip_dialog.deleteLater()
         self.pip_dialog = dialog
         dialog.open()
+        return True
 
     def _discover(self) -> str:
         """Find what pip changed; show it and say it in a sentence or two."""
