@@ -323,7 +323,15 @@ def test_a_failed_install_shows_pips_reason_and_changes_nothing(
     qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
 ) -> None:
     dialog, engine = pip_dialog_for
-    before = dict(engine.host.records)
+
+    def plugins() -> dict[str, tuple[object, ...]]:
+        return {
+            name: (r.state, r.version, tuple(r.providers), r.restart_note)
+            for name, r in engine.host.records.items()
+        }
+
+    before = plugins()
+    providers = engine.manager.provider_ids
     pip = install_from_dialog(qtbot, dialog, str(tmp_path / "no-such-plugin.whl"))
 
     assert not run_pip(qtbot, pip, pip.start)
@@ -331,7 +339,7 @@ def test_a_failed_install_shows_pips_reason_and_changes_nothing(
     status = pip.status_label.text()
     assert status.startswith("✗ pip failed (exit status 1); nothing was changed.")
     assert "ERROR: Invalid wheel filename (wrong number of parts): 'no-such-plugin'" in status
-    assert engine.host.records == before
+    assert plugins() == before and engine.manager.provider_ids == providers
     assert pip.run_button.isEnabled() and pip.spec_edit.isEnabled()  # fix it and try again
     assert pip.spec_edit.hasFocus()
 

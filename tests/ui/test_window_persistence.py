@@ -226,3 +226,5 @@ def test_a_message_queued_when_the_app_quit_comes_back_not_sent_and_can_be_sent(
         lambda: restored.settled and "re: second, typed ahead" in restored.view.toPlainText()
     )
     assert restored.view.toPlainText().count("re: second, typed ahead") == 1
+    assert "Sent again below." in restored.view.toPlainText()
+    assert "Send it now" not in restored.view.toPlainText()

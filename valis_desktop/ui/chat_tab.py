@@ -219,6 +219,8 @@ class ChatTab(QWidget):
         if error is not None:
             self._resent.discard(message_id)
             self._say(f"Not sent: {error}")
+        else:
+            self.view.mark_resent(message_id)
 
     def retry_with_next(self, answer_id: str) -> None:
         asked = self._asked(answer_id)

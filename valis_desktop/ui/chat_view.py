@@ -17,7 +17,7 @@ How the document is built (measured in ``bench/chat_view.py``):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 from valis_desktop.ui.message_html import (
     GAP,
     GAP_PIXEL_SIZE,
+    RESENT,
     HistoryItem,
     MessageTheme,
     message_html,
@@ -195,6 +196,21 @@ class ChatView(QTextBrowser):
         if pinned:
             self._scroll_to_bottom()
         else:
+            self.verticalScrollBar().setValue(value)
+
+    def mark_resent(self, message_id: str) -> None:
+        """The never-sent user message ``message_id`` was sent again: it says so instead of
+        offering to send it."""
+        for entry in self._entries:
+            if entry.item.message_id == message_id and entry.item.role == "user":
+                entry.item = replace(entry.item, status=RESENT)
+                break
+        else:
+            return
+        pinned, value = self._pinned, self.verticalScrollBar().value()
+        self._rebuild()
+        if not pinned:
+            self._pinned = False
             self.verticalScrollBar().setValue(value)
 
     def load_history(self, items: Sequence[HistoryItem]) -> None:

@@ -127,8 +127,14 @@ _UNSENT = {
 }
 
 
+RESENT = "resent"
+"""The status a never-sent message shows once it was sent again (further down)."""
+
+
 def _unsent_html(item: HistoryItem) -> str:
     """For a stored message that never reached a model: why, and a link to send it now."""
+    if item.status == RESENT:
+        return '<p class="meta">Sent again below.</p>'
     said = _UNSENT.get(item.status)
     if said is None or not item.message_id:
         return ""
