@@ -375,6 +375,43 @@ def test_cancelling_an_install_stops_pip_and_keeps_the_window_responsive(
     assert not pip.isVisible()
 
 
+def test_closing_the_install_window_while_pip_runs_stops_it_and_says_so(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
+) -> None:
+    slow = tmp_path / "slow-pip"
+    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(3600)\n", encoding="utf-8")
+    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
+    dialog, _engine = pip_dialog_for
+    dialog.installer = Installer(python=str(slow))
+    pip = install_from_dialog(qtbot, dialog, "big-plugin")
+    pip.start()
+
+    with qtbot.waitSignal(pip.ended, timeout=10_000):
+        pip.close()  # the window's close button
+
+    assert pip.isVisible() and pip.status_label.text() == "✗ Cancelled: pip was stopped."
+    pip.close()
+    assert not pip.isVisible()
+
+
+def test_a_chosen_path_with_spaces_stays_one_thing_to_install(
+    qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine]
+) -> None:
+    dialog, _engine = pip_dialog_for
+    qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    pip = dialog.pip_dialog
+    assert pip is not None
+
+    pip._chosen("/home/me/My Plugins/valis_x-1.0-py3-none-any.whl")  # from File…
+
+    assert pip.specs() == ["/home/me/My Plugins/valis_x-1.0-py3-none-any.whl"]
+    pip.spec_edit.setText("valis-a valis-b")
+    assert pip.specs() == ["valis-a", "valis-b"]
+    pip.spec_edit.setText('"unbalanced')
+    assert pip.specs() == [] and not pip.run_button.isEnabled()
+    pip.reject()
+
+
 def test_closing_the_application_stops_a_running_install(
     qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
 ) -> None:
