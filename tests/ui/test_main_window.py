@@ -178,7 +178,10 @@ def test_failing_provider_opens_its_breaker_and_the_chain_moves_on(
     replies = [request.result() for request in requests_of(tab)]
     assert [r.provider_id for r in replies] == ["fallback"] * 4
     assert len(flaky.calls) == 3
-    assert "Fallback (not a model)" in tab.view.toPlainText()
+    text = tab.view.toPlainText()
+    assert "Fallback (not a model)" in text
+    assert text.count("Tried first: Flaky failed: HTTP 503") == 3
+    assert text.count("Tried first: Flaky skipped (open)") == 1
 
     clock.advance(10.0)
     window.status_refresher.refresh()

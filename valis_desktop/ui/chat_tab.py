@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from valis_desktop.api import Persona, Role
 from valis_desktop.core.engine import Engine
-from valis_desktop.core.request import EventKind, Phase, Request, Status
+from valis_desktop.core.request import EventKind, Phase, Reply, Request, Status
 from valis_desktop.core.session import QueueFull, Session, SessionClosed
 from valis_desktop.core.store import Recorder, StoredMessage, StoreError
 from valis_desktop.ui.bridge import SessionBridge, UiEvent
@@ -357,7 +357,24 @@ class ChatTab(QWidget):
             chars_per_second=reply.chars_per_second,
             error=reply.error,
             can_retry_next=bool(self._chain_after(request)),
+            passed_over=self._passed_over(reply) if reply.status is Status.ANSWERED else "",
         )
+
+    def _passed_over(self, reply: Reply) -> str:
+        """Why the providers tried before the one that answered did not, in a line."""
+        said = []
+        for attempt in reply.attempts:
+            if attempt.provider_id == reply.provider_id:
+                break
+            name = self._provider_name(attempt.provider_id)
+            if attempt.outcome == "skipped":
+                said.append(f"{name} skipped ({attempt.message})")
+            else:
+                outcome = "failed" if attempt.outcome == "failure" else attempt.outcome
+                said.append(
+                    f"{name} {outcome}" + (f": {attempt.message}" if attempt.message else "")
+                )
+        return "; ".join(said)
 
     def _note(self, request: Request) -> str:
         name = self._provider_name(request.provider_id) or "a provider"

@@ -159,11 +159,13 @@ class ChatView(QTextBrowser):
         chars_per_second: float | None,
         error: str = "",
         can_retry_next: bool = True,
+        passed_over: str = "",
     ) -> None:
         """Replace the streamed text with rendered Markdown and add the footer.
 
         ``status`` is "answered", "failed", "stopped" or "interrupted"; the last three keep the
-        partial text, say what happened and offer Retry links.
+        partial text, say what happened and offer Retry links. ``passed_over`` says why the
+        providers before the one that answered did not.
         """
         item = HistoryItem(
             message_id,
@@ -175,6 +177,7 @@ class ChatView(QTextBrowser):
             chars_per_second,
             error,
             can_retry_next,
+            passed_over,
         )
         entry = self._streams.pop(message_id, None)
         if entry is None or entry.stream is None:

@@ -37,6 +37,8 @@ class HistoryItem:
     chars_per_second: float | None = None
     error: str = ""
     can_retry_next: bool = True
+    passed_over: str = ""
+    """Why providers earlier in the chain did not answer ("Local model failed: …")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,8 @@ def _footer_html(item: HistoryItem) -> str:
     if item.chars_per_second is not None:
         facts.append(f"{item.chars_per_second:,.0f} chars/s")
     footer = f'<p class="meta">{html.escape(" · ".join(facts))}</p>' if facts else ""
+    if item.passed_over:
+        footer += f'<p class="meta">Tried first: {html.escape(item.passed_over)}</p>'
     problem = _PROBLEMS.get(item.status)
     if problem is None:
         return footer
