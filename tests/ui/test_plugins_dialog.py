@@ -198,6 +198,8 @@ def wheel_plugins() -> list[EntryPoint]:
 
 @pytest.fixture
 def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for left in Path(sys.prefix).glob("valis-test-site-*"):  # from an interrupted run
+        shutil.rmtree(left, ignore_errors=True)
     root = Path(tempfile.mkdtemp(prefix="valis-test-site-", dir=sys.prefix))
     monkeypatch.syspath_prepend(str(root))
     modules = set(sys.modules)
