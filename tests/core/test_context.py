@@ -129,8 +129,10 @@ async def test_a_trimmed_session_keeps_its_newest_turns(make_manager: MakeManage
     provider.context_tokens = 1_200
     session = Session(make_manager(provider), chain=["p"], persona=PERSONA)
 
-    for n in range(12):
+    for n in range(11):
         await session.submit(f"q{n}".ljust(400, "."))
+    last_request = session.submit("q11".ljust(400, "."))
+    await last_request
 
     last = provider.calls[-1].messages
     assert last[0].content == PERSONA.system_prompt
@@ -138,6 +140,8 @@ async def test_a_trimmed_session_keeps_its_newest_turns(make_manager: MakeManage
     assert last[-1].content.startswith("q11")
     kept = len(last) - 3
     assert kept >= 2 and kept % 2 == 0  # whole turns only
+    assert last_request.left_out == 22 - kept  # the request knows, for the chat to say so
+    assert last[1] == left_out_note(22 - kept)
     before_q11 = session.history[:-2]
     assert list(last[2:-1]) == before_q11[-kept:]  # the newest turns, in order
     assert sum(map(estimate_tokens, last)) <= prompt_budget(provider)

@@ -450,3 +450,22 @@ def test_a_personas_colour_marks_its_tab_and_its_entry_in_the_picker(
     with qtbot.waitSignal(window.shutdown_finished):
         window.close()
     window.deleteLater()
+
+
+def test_an_answer_says_when_earlier_messages_did_not_fit_its_context(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    small = ScriptedProvider(id="small", default=lambda r: Script(chunks=("a" * 396,)))
+    small.context_tokens = 600
+    window = make_window(small)
+    tab = window.current_tab()
+    assert tab is not None
+
+    for n in range(4):
+        type_and_send(qtbot, tab, f"q{n}".ljust(400, "."))
+        qtbot.waitUntil(lambda: tab.settled)
+
+    text = tab.view.toPlainText()
+    left_out = [request.left_out for request in requests_of(tab)]
+    assert left_out[0] == 0 and left_out[-1] > 0
+    assert f"{left_out[-1]} earlier messages left out to fit its context" in text

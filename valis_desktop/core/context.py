@@ -136,18 +136,28 @@ def build_messages(
     sent, even if together they exceed the budget: the provider then decides. Pass a
     ``History`` (a session's is one) to fit without measuring every message again.
     """
+    return fit_messages(persona, history, user, budget_tokens)[0]
+
+
+def fit_messages(
+    persona: Persona | None,
+    history: Sequence[Message],
+    user: Message,
+    budget_tokens: int | None = None,
+) -> tuple[tuple[Message, ...], int]:
+    """``build_messages``, and how many messages of ``history`` it left out."""
     head: tuple[Message, ...] = ()
     if persona is not None and persona.system_prompt:
         head = (Message(role=Role.SYSTEM, content=persona.system_prompt),)
     if budget_tokens is None:
-        return (*head, *history, user)
+        return (*head, *history, user), 0
     measured = history if isinstance(history, History) else History(history)
     room = budget_tokens - sum(map(estimate_tokens, (*head, user)))
     start, used = measured.fit(room)
     if start == 0:
-        return (*head, *measured, user)
+        return (*head, *measured, user), 0
     # The note takes room too: leave out more turns until it fits alongside.
     note = left_out_note(len(measured))  # as many digits as the real count may have, or more
     while start < len(measured) and used + estimate_tokens(note) > room:
         start, used = measured.drop_turn(start)
-    return (*head, left_out_note(start), *measured[start:], user)
+    return (*head, left_out_note(start), *measured[start:], user), start

@@ -97,6 +97,7 @@ class Request:
         "finished_at",
         "first_chunk_at",
         "id",
+        "left_out",
         "phase",
         "progress",
         "prompt",
@@ -124,6 +125,9 @@ class Request:
         self.chunks: list[str] = []
         self.chars = 0
         self.usage: Usage | None = None
+        self.left_out = 0
+        """Earlier messages of the conversation left out of the context sent to the latest
+        provider asked (to fit its context)."""
         self.attempts: list[Attempt] = []
         self.error = ""
         self.submitted_at = now

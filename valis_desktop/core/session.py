@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from valis_desktop.api import ChatRequest, GenerationParams, Message, Persona, Provider, Role
-from valis_desktop.core.context import History, build_messages, prompt_budget
+from valis_desktop.core.context import History, fit_messages, prompt_budget
 from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.request import EventKind, Request, SessionEvent, Status
 
@@ -176,11 +176,12 @@ class Session:
 
         def build(provider: Provider) -> ChatRequest:
             budget = prompt_budget(provider, params.max_tokens)
+            messages, request.left_out = fit_messages(persona, history, user_message, budget)
             # Trusted parts, already validated: construct rather than validate every message.
             return ChatRequest.model_construct(
                 request_id=request.id,
                 session_id=self.id,
-                messages=build_messages(persona, history, user_message, budget),
+                messages=messages,
                 persona=persona,
                 model=self.model,
                 params=params,

@@ -358,6 +358,7 @@ class ChatTab(QWidget):
             error=reply.error,
             can_retry_next=bool(self._chain_after(request)),
             passed_over=self._passed_over(reply) if reply.status is Status.ANSWERED else "",
+            left_out=request.left_out if reply.text else 0,
         )
 
     def _passed_over(self, reply: Reply) -> str:

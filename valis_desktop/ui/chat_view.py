@@ -160,12 +160,14 @@ class ChatView(QTextBrowser):
         error: str = "",
         can_retry_next: bool = True,
         passed_over: str = "",
+        left_out: int = 0,
     ) -> None:
         """Replace the streamed text with rendered Markdown and add the footer.
 
         ``status`` is "answered", "failed", "stopped" or "interrupted"; the last three keep the
         partial text, say what happened and offer Retry links. ``passed_over`` says why the
-        providers before the one that answered did not.
+        providers before the one that answered did not; ``left_out`` how many earlier messages
+        its context had no room for.
         """
         item = HistoryItem(
             message_id,
@@ -178,6 +180,7 @@ class ChatView(QTextBrowser):
             error,
             can_retry_next,
             passed_over,
+            left_out,
         )
         entry = self._streams.pop(message_id, None)
         if entry is None or entry.stream is None:

@@ -39,6 +39,8 @@ class HistoryItem:
     can_retry_next: bool = True
     passed_over: str = ""
     """Why providers earlier in the chain did not answer ("Local model failed: …")."""
+    left_out: int = 0
+    """Earlier messages left out of the context to fit the provider's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,8 @@ def _footer_html(item: HistoryItem) -> str:
         )
     if item.chars_per_second is not None:
         facts.append(f"{item.chars_per_second:,.0f} chars/s")
+    if item.left_out:
+        facts.append(f"{item.left_out} earlier messages left out to fit its context")
     footer = f'<p class="meta">{html.escape(" · ".join(facts))}</p>' if facts else ""
     if item.passed_over:
         footer += f'<p class="meta">Tried first: {html.escape(item.passed_over)}</p>'
