@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from valis_local import LocalProvider
+from valis_local import provider as provider_module
 from valis_local.context_window import Budget, PromptTooLong, fit_messages
 from valis_local.llama_server import EngineError, LlamaServer
 from valis_local.model_file import MODEL_ENV
@@ -30,8 +31,9 @@ from valis_desktop.api import (
     StreamItem,
 )
 from valis_desktop.core.circuit_breaker import BreakerState
+from valis_desktop.core.clock import ManualClock
 from valis_desktop.core.plugins import PluginHost
-from valis_desktop.core.provider_manager import ProviderManager
+from valis_desktop.core.provider_manager import EngineConfig, ProviderManager
 from valis_desktop.core.request import EventKind, Request, SessionEvent, Status
 from valis_desktop.core.session import Session
 
@@ -111,6 +113,53 @@ async def test_the_first_request_loads_the_model_once_while_showing_progress(
     assert not any(isinstance(item, Progress) for item in third)  # already loaded
     assert provider.model_loads == 1
     assert provider.endpoint is None and live_local_threads() == []
+
+
+async def test_a_slow_load_keeps_saying_so_and_outlasts_the_first_chunk_timeout(
+    monkeypatch: pytest.MonkeyPatch, live_local_threads: LiveThreads
+) -> None:
+    """A large model file may load for minutes: each note is a sign of life to the engine."""
+    monkeypatch.setattr(provider_module, "LOAD_NOTE_EVERY", 0.01)
+    provider = LocalProvider()
+    release = threading.Event()
+    load = provider._load
+
+    def slow_load() -> LlamaServer:
+        release.wait(60)
+        return load()
+
+    monkeypatch.setattr(provider, "_load", slow_load)
+    clock = ManualClock()
+    manager = ProviderManager(EngineConfig(first_chunk_timeout=60.0), clock=clock)
+    manager.add_provider(provider, plugin="valis-local")
+    session = Session(manager, chain=["local"], params=SHORT)
+    notes: list[str] = []
+    noted = asyncio.Event()
+
+    def listen(event: SessionEvent) -> None:
+        if event.request.progress and event.request.progress not in notes[-1:]:
+            notes.append(event.request.progress)
+            noted.set()
+
+    session.subscribe(listen)
+    request = session.submit("Hi!")
+    try:
+        async with asyncio.timeout(30):  # a failure, not a hang, if the notes stop
+            while len(notes) < 5:
+                await noted.wait()
+                noted.clear()
+                clock.advance(50.0)  # 250 s in all: long past 60 s, but never 60 s after a note
+        release.set()
+        reply = await request
+    finally:
+        release.set()
+        await session.aclose()
+        await provider.aclose()
+
+    assert reply.status is Status.ANSWERED, reply.error
+    assert notes[0] == "loading model…"
+    assert all(note.startswith("loading model… ") and note.endswith(" s") for note in notes[1:])
+    assert live_local_threads() == []
 
 
 async def test_stop_cancels_generation_at_once_and_keeps_the_partial_text(

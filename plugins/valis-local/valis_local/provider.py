@@ -8,8 +8,10 @@ token; stopping the answer cancels the generation in the engine within a token.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -64,6 +66,8 @@ PROMPT_BUDGET = 512
 MIN_ANSWER_TOKENS = 256
 """Room always left for the answer: a single message may be at most the context minus this."""
 DEFAULT_MAX_TOKENS = 512
+LOAD_NOTE_EVERY = 10.0
+"""Seconds between two "loading model…" notes while the model loads."""
 DEFAULT_TEMPERATURE = 0.2
 TOP_P = 0.9
 """SmolLM2's recommended sampling: a model this small rambles at higher temperatures."""
@@ -129,9 +133,22 @@ class LocalProvider(Provider):
         await self._loaded()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
-        if self._server is None:
+        server = self._server
+        if server is None:
+            # The note goes on while the model loads: a large model file may take longer than
+            # the engine waits for a first sign of life, and each note is one.
             yield Progress(message="loading model…")
-        server = await self._loaded()
+            loaded = asyncio.ensure_future(self._loaded())
+            started = time.monotonic()
+            try:
+                while not (await asyncio.wait({loaded}, timeout=LOAD_NOTE_EVERY))[0]:
+                    waited = time.monotonic() - started
+                    yield Progress(message=f"loading model… {waited:.0f} s")
+            finally:
+                if not loaded.done():  # stopped while loading: the load goes on for others
+                    loaded.cancel()
+                    await asyncio.wait({loaded})
+            server = loaded.result()
         generation: ThreadedStream[StreamItem] = ThreadedStream(
             partial(self._generate, server, request), name="valis-local-generate"
         )
