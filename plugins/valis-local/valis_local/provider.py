@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 from valis_desktop.api import (
     ChatRequest,
     InvalidRequestError,
+    Message,
     Progress,
     Provider,
     StreamItem,
@@ -66,6 +69,10 @@ PROMPT_BUDGET = 512
 MIN_ANSWER_TOKENS = 256
 """Room always left for the answer: a single message may be at most the context minus this."""
 DEFAULT_MAX_TOKENS = 512
+REFIT_PERCENT = 60
+"""A conversation that outgrew the budget is cut down to this share of it, so that the next few
+turns fit without moving its start (and the engine reuses the prompt it read)."""
+REMEMBERED_CHATS = 256
 LOAD_NOTE_EVERY = 10.0
 """Seconds between two "loading model…" notes while the model loads."""
 DEFAULT_TEMPERATURE = 0.2
@@ -104,7 +111,11 @@ class LocalProvider(Provider):
         self._budget = Budget(
             prompt_tokens=prompt_budget,
             hard_limit=SETTINGS.context_tokens - MIN_ANSWER_TOKENS,
+            refit_tokens=prompt_budget * REFIT_PERCENT // 100,
         )
+        self._cuts: OrderedDict[str, Message] = OrderedDict()
+        """Per chat, where its trimmed conversation started last time (see ``fit_messages``)."""
+        self._cuts_lock = threading.Lock()
         self._server: LlamaServer | None = None
         self._loading: BackgroundCall[LlamaServer] | None = None
         self._generations: set[ThreadedStream[StreamItem]] = set()
@@ -212,12 +223,21 @@ class LocalProvider(Provider):
         return server
 
     def _generate(self, server: LlamaServer, request: ChatRequest, emit: Emit[StreamItem]) -> None:
+        with self._cuts_lock:
+            keep_from = self._cuts.get(request.session_id)
         fitted = fit_messages(
             request.messages,
             server.message_tokens,
             base_tokens=server.base_tokens,
             budget=self._budget,
+            keep_from=keep_from,
         )
+        with self._cuts_lock:
+            self._cuts.pop(request.session_id, None)
+            if fitted.first_kept is not None:
+                self._cuts[request.session_id] = fitted.first_kept
+                while len(self._cuts) > REMEMBERED_CHATS:
+                    self._cuts.popitem(last=False)
         if fitted.left_out:
             log.debug(
                 "request %s: %d older messages left out to fit the context",
