@@ -8,6 +8,11 @@ same settings, streaming to a Python callback. Both load the bundled SmolLM2 onc
 same prompt at temperature 0 (so the same text), the two alternating run by run; each figure is
 the median of the runs. Streaming rate = tokens after the first / time after the first; overall
 rate = tokens / time from the request to the end of the answer.
+
+Then a long chat: 16 turns in one session, each question about 30 tokens and each answer at most
+40, so that from the eighth turn on the conversation no longer fits the prompt budget and older
+turns are left out. It prints the time to the first word per turn and the median over the
+trimmed turns (the ideal: what the short turns before trimming take).
 """
 
 from __future__ import annotations
@@ -155,6 +160,41 @@ async def bench(runs: int, tokens: int) -> None:
     print()
     print(f"app / directly, streaming rate: {app_streaming / direct_streaming:.3f}")
     print(f"app / directly, overall rate:   {app_overall / direct_overall:.3f}")
+    await long_chat()
+
+
+async def long_chat(turns: int = 16) -> None:
+    provider = LocalProvider()
+    manager = ProviderManager()
+    manager.add_provider(provider, plugin="valis-local")
+    await provider.load()
+    session = Session(
+        manager, chain=["local"], params=GenerationParams(temperature=0.0, max_tokens=40)
+    )
+    firsts: list[tuple[float, int]] = []
+    try:
+        for n in range(turns):
+            reply = await session.submit(
+                f"Question {n}: tell me one short fact about the number {n} and about the "
+                "colour of the sea at dawn, in a sentence."
+            )
+            assert reply.status is Status.ANSWERED and reply.first_chunk_seconds is not None
+            prompt = reply.usage.prompt_tokens if reply.usage else None
+            firsts.append((reply.first_chunk_seconds, prompt or 0))
+    finally:
+        await session.aclose()
+        await provider.aclose()
+    print()
+    print(f"Long chat, {turns} turns: first word (prompt tokens) per turn")
+    print("  " + "  ".join(f"{first:.2f} s ({prompt})" for first, prompt in firsts))
+    # The first turn whose prompt is shorter than the one before: older turns were left out.
+    cut = next(n for n in range(1, turns) if firsts[n][1] < firsts[n - 1][1])
+    short = [first for first, _ in firsts[1:cut]]
+    trimmed = [first for first, _ in firsts[cut:]]
+    print(
+        f"  first word before trimming: median {statistics.median(short):.2f} s; once trimmed: "
+        f"median {statistics.median(trimmed):.2f} s, mean {statistics.fmean(trimmed):.2f} s"
+    )
 
 
 def main() -> None:
