@@ -232,6 +232,18 @@ def pip_dialog_for(
     qtbot.waitUntil(closing.done)
 
 
+def hanging_pip(folder: Path, *, says: str = "") -> Installer:
+    """A stand-in for a pip that takes long (a big download): it prints ``says``, then waits
+    until it is killed."""
+    script = folder / "hanging-pip"
+    script.write_text(
+        f"#!{sys.executable}\nimport time\nprint({says!r}, flush=True)\ntime.sleep(3600)\n",
+        encoding="utf-8",
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return Installer(python=str(script))
+
+
 def run_pip(qtbot: QtBot, pip: PipRunDialog, start: object) -> bool:
     with qtbot.waitSignal(pip.ended, timeout=60_000) as ended:
         start()  # type: ignore[operator]
@@ -349,16 +361,8 @@ def test_a_failed_install_shows_pips_reason_and_changes_nothing(
 def test_cancelling_an_install_stops_pip_and_keeps_the_window_responsive(
     qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
 ) -> None:
-    # A stand-in for a pip that takes long (a big download): it prints, then waits forever.
-    slow = tmp_path / "slow-pip"
-    slow.write_text(
-        f"#!{sys.executable}\nimport time\nprint('Collecting big-plugin', flush=True)\n"
-        "time.sleep(3600)\n",
-        encoding="utf-8",
-    )
-    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
     dialog, _engine = pip_dialog_for
-    dialog.installer = Installer(python=str(slow))
+    dialog.installer = hanging_pip(tmp_path, says="Collecting big-plugin")
     pip = install_from_dialog(qtbot, dialog, "big-plugin")
     pip.start()
     qtbot.waitUntil(lambda: "Collecting big-plugin" in pip.output.toPlainText(), timeout=10_000)
@@ -380,11 +384,8 @@ def test_cancelling_an_install_stops_pip_and_keeps_the_window_responsive(
 def test_closing_the_install_window_while_pip_runs_stops_it_and_says_so(
     qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
 ) -> None:
-    slow = tmp_path / "slow-pip"
-    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(3600)\n", encoding="utf-8")
-    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
     dialog, _engine = pip_dialog_for
-    dialog.installer = Installer(python=str(slow))
+    dialog.installer = hanging_pip(tmp_path)
     pip = install_from_dialog(qtbot, dialog, "big-plugin")
     pip.start()
 
@@ -417,11 +418,8 @@ def test_a_chosen_path_with_spaces_stays_one_thing_to_install(
 def test_closing_the_application_stops_a_running_install(
     qtbot: QtBot, pip_dialog_for: tuple[PluginsDialog, Engine], tmp_path: Path
 ) -> None:
-    slow = tmp_path / "slow-pip"
-    slow.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(3600)\n", encoding="utf-8")
-    slow.chmod(slow.stat().st_mode | stat.S_IXUSR)
     dialog, _engine = pip_dialog_for
-    dialog.installer = Installer(python=str(slow))
+    dialog.installer = hanging_pip(tmp_path)
     pip = install_from_dialog(qtbot, dialog, "big-plugin")
     pip.start()
     task = pip.task
