@@ -392,7 +392,10 @@ class PluginsDialog(QDialog):
     def _discover(self) -> str:
         """Find what pip changed; show it and say it in a sentence or two."""
         if self.engine.host.safe_mode:
-            return "Safe mode loads only the built-in plugins: restart normally to use it."
+            return (
+                "Safe mode loads only the built-in plugins: the change shows at the next normal "
+                "start."
+            )
         changed = self.engine.discover_plugins()
         self.refresh()
         present = [record for record in changed if record.name in self.engine.host.records]
