@@ -1,7 +1,10 @@
 """The public plugin API of Valis Desktop.
 
 Everything a provider plugin may import lives here and nowhere else. Changes to this module are
-additive; ``API_VERSION`` tells plugins which surface they run against.
+additive; ``API_VERSION`` tells plugins which surface they run against:
+
+- 1.0: providers, personas, settings forms, the errors and the HTTP helpers.
+- 1.1: ``Provider.warm_up()``, called when the user is about to ask the provider.
 
 A plugin is a module (or any object) exposing hook implementations, announced through the entry
 point group ``valis_desktop.plugins``::
@@ -70,7 +73,7 @@ __all__ = [
     "retry_after_seconds",
 ]
 
-API_VERSION = (1, 0)
+API_VERSION = (1, 1)
 """(major, minor): a plugin built for a newer major version cannot run here."""
 
 PROJECT_NAME = "valis_desktop"
@@ -199,6 +202,12 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         """Yield the answer to ``request`` as text chunks, then optionally a ``Usage``."""
+
+    def warm_up(self) -> None:
+        """The user is probably about to ask this provider (they started typing in a chat whose
+        chain begins with it): start what takes long — loading a model, opening a connection —
+        without waiting for it, so that the answer comes sooner. Called on the event loop, may
+        be called again at any time, must return at once; by default it does nothing."""
 
     async def aclose(self) -> None:
         """Release connections, processes and models. Called once, at shutdown."""

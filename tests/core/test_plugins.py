@@ -366,3 +366,28 @@ async def test_the_terminal_chat_says_when_a_plugin_is_set_aside(
     ) in err.getvalue()
     caplog.clear()
     await engine.aclose()
+
+
+def test_warming_up_asks_the_first_installed_provider_of_the_chain(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    warmed: list[str] = []
+
+    class Warming(ScriptedProvider):
+        def warm_up(self) -> None:
+            warmed.append(self.id)
+            if self.id == "broken":
+                raise RuntimeError("no warmth")
+
+    manager = ProviderManager()
+    for provider_id in ("first", "second", "broken"):
+        manager.add_provider(Warming(id=provider_id), plugin="test")
+    engine = Engine(PluginHost(safe_mode=True), manager, {})
+
+    engine.warm_up(["not-installed", "first", "second"])
+    engine.warm_up(["broken", "first"])  # a provider failing to warm up is only logged
+    engine.warm_up([])
+
+    assert warmed == ["first", "broken"]
+    assert [r.getMessage() for r in caplog.records] == ["provider 'broken' failed to warm up"]
+    caplog.clear()

@@ -164,6 +164,25 @@ async def test_a_slow_load_keeps_saying_so_and_outlasts_the_first_chunk_timeout(
     assert live_local_threads() == []
 
 
+async def test_warming_up_loads_the_model_before_the_first_message(
+    live_local_threads: LiveThreads,
+) -> None:
+    provider = LocalProvider()
+    try:
+        provider.warm_up()
+        provider.warm_up()  # again while it loads: still one load
+        await provider.load()  # waits for that same load
+        provider.warm_up()  # loaded: nothing to do
+        items = await collect(provider, ask("Hi!"))
+    finally:
+        await provider.aclose()
+
+    assert provider.model_loads == 1
+    assert not any(isinstance(item, Progress) for item in items)  # no "loading model…"
+    assert any(isinstance(item, str) for item in items)
+    assert live_local_threads() == []
+
+
 async def test_stop_cancels_generation_at_once_and_keeps_the_partial_text(
     local_provider: LocalProvider, live_local_threads: LiveThreads
 ) -> None:

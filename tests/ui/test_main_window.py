@@ -469,3 +469,24 @@ def test_an_answer_says_when_earlier_messages_did_not_fit_its_context(
     left_out = [request.left_out for request in requests_of(tab)]
     assert left_out[0] == 0 and left_out[-1] > 0
     assert f"{left_out[-1]} earlier messages left out to fit its context" in text
+
+
+def test_starting_a_message_lets_the_chats_first_provider_warm_up(
+    qtbot: QtBot, make_window: MakeWindow
+) -> None:
+    warmed: list[str] = []
+
+    class Warming(ScriptedProvider):
+        def warm_up(self) -> None:
+            warmed.append(self.id)
+
+    window = make_window(Warming(id="slow-to-start"))
+    tab = window.current_tab()
+    assert tab is not None
+
+    qtbot.keyClicks(tab.composer, "Hello")  # five keys, one warm-up
+    assert warmed == ["slow-to-start"]
+    qtbot.keyClick(tab.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tab.settled)
+    qtbot.keyClicks(tab.composer, "again")  # the next message warms it up again
+    assert warmed == ["slow-to-start"] * 2

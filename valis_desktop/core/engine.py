@@ -5,6 +5,7 @@ Front ends (the terminal chat, the window) build one ``Engine`` and open session
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from valis_desktop.core.provider_manager import ProviderManager
 from valis_desktop.core.session import Session
 from valis_desktop.core.settings import Settings, read_raw, save_settings
 from valis_desktop.core.settings import settings_path as default_settings_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,6 +154,18 @@ class Engine:
             raw["plugins"] = plugins
             save_settings(raw, path)
         return record
+
+    def warm_up(self, chain: Sequence[str]) -> None:
+        """The user started writing a message for ``chain``: let its first installed provider
+        start what takes long (``Provider.warm_up``). A provider failing at it is logged."""
+        for provider_id in chain:
+            if provider_id in self.manager.provider_ids:
+                provider = self.manager.provider(provider_id)
+                try:
+                    provider.warm_up()
+                except Exception:
+                    log.exception("provider %r failed to warm up", provider_id)
+                return
 
     @property
     def default_chain(self) -> tuple[str, ...]:

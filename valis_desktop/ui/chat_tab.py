@@ -109,6 +109,8 @@ class ChatTab(QWidget):
         self.composer = Composer(self)
         self.composer.send_requested.connect(self.send)
         self.composer.stop_requested.connect(self.stop)
+        self.composer.textChanged.connect(self._composing)
+        self._warmed = False
         self.send_button = QPushButton("Send", self)
         self.send_button.setAccessibleName("Send message")
         self.send_button.setToolTip("Send (Enter)")
@@ -187,6 +189,13 @@ class ChatTab(QWidget):
             self._say(f"Not sent: the message could not be saved ({error}).")
             if not self.composer.toPlainText():
                 self.composer.setPlainText(text)
+
+    def _composing(self) -> None:
+        """The user started a message: the provider it will go to may start loading now."""
+        empty = self.composer.document().isEmpty()
+        if not empty and not self._warmed:
+            self.engine.warm_up(self.session.chain)
+        self._warmed = not empty
 
     def stop(self) -> None:
         self.session.stop()

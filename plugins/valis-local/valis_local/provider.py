@@ -143,6 +143,18 @@ class LocalProvider(Provider):
         """Load the model now, if it is not loaded yet (otherwise the first request does)."""
         await self._loaded()
 
+    def warm_up(self) -> None:
+        """The user started typing for this provider: load the model in the background, so
+        that it is ready (or nearly) when the message comes."""
+        if self._server is None:
+            self._start_loading()
+
+    def _start_loading(self) -> BackgroundCall[LlamaServer]:
+        """The model's load in progress, started now if it is not yet."""
+        if self._loading is None:
+            self._loading = BackgroundCall(self._load, name="valis-local-load")
+        return self._loading
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         server = self._server
         if server is None:
@@ -195,9 +207,7 @@ class LocalProvider(Provider):
     async def _loaded(self) -> LlamaServer:
         if self._server is not None:
             return self._server
-        if self._loading is None:
-            self._loading = BackgroundCall(self._load, name="valis-local-load")
-        loading = self._loading
+        loading = self._start_loading()
         try:
             server = await loading.result()
         except BaseException:
