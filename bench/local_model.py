@@ -13,6 +13,10 @@ Then a long chat: 16 turns in one session, each question about 30 tokens and eac
 40, so that from the eighth turn on the conversation no longer fits the prompt budget and older
 turns are left out. It prints the time to the first word per turn and the median over the
 trimmed turns (the ideal: what the short turns before trimming take).
+
+Last, the first answer of a fresh start, from Enter to the first word: with the model loading
+only then, and with it warmed up while the user typed (one second, as ``warm_up`` is called at
+the first keystroke).
 """
 
 from __future__ import annotations
@@ -161,6 +165,7 @@ async def bench(runs: int, tokens: int) -> None:
     print(f"app / directly, streaming rate: {app_streaming / direct_streaming:.3f}")
     print(f"app / directly, overall rate:   {app_overall / direct_overall:.3f}")
     await long_chat()
+    await first_answers()
 
 
 async def long_chat(turns: int = 16) -> None:
@@ -203,6 +208,33 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     arguments = parser.parse_args()
     asyncio.run(bench(arguments.runs, arguments.tokens))
+
+
+async def first_answer(*, warm: bool, typing: float = 1.0) -> float:
+    provider = LocalProvider()
+    manager = ProviderManager()
+    manager.add_provider(provider, plugin="valis-local")
+    session = Session(
+        manager, chain=["local"], params=GenerationParams(temperature=0.0, max_tokens=24)
+    )
+    try:
+        if warm:
+            provider.warm_up()
+        await asyncio.sleep(typing)  # the user typing the message
+        reply = await session.submit("What is the capital of France?")
+    finally:
+        await session.aclose()
+        await manager.aclose()
+    assert reply.status is Status.ANSWERED and reply.first_chunk_seconds is not None
+    return reply.first_chunk_seconds
+
+
+async def first_answers(runs: int = 3) -> None:
+    cold = statistics.median([await first_answer(warm=False) for _ in range(runs)])
+    warm = statistics.median([await first_answer(warm=True) for _ in range(runs)])
+    print()
+    print(f"First answer of a fresh start, Enter to first word (median of {runs}):")
+    print(f"  model loaded at the first message {cold:.2f} s; warmed up while typing {warm:.2f} s")
 
 
 if __name__ == "__main__":
