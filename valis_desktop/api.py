@@ -4,7 +4,9 @@ Everything a provider plugin may import lives here and nowhere else. Changes to 
 additive; ``API_VERSION`` tells plugins which surface they run against:
 
 - 1.0: providers, personas, settings forms, the errors and the HTTP helpers.
-- 1.1: ``Provider.warm_up()``, called when the user is about to ask the provider.
+- 1.1: ``Provider.warm_up()``, called when the user is about to ask the provider;
+  ``HttpInstance``, the settings every HTTP endpoint has; ``PluginContext.api_key()``;
+  ``shorten()``, ``redact()`` and ``ProviderError.redacted()`` for messages shown to the user.
 
 A plugin is a module (or any object) exposing hook implementations, announced through the entry
 point group ``valis_desktop.plugins``::
@@ -28,17 +30,20 @@ from __future__ import annotations
 import abc
 import email.utils
 import enum
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeVar
+from urllib.parse import urlsplit
 
 import pluggy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "API_VERSION",
     "ENTRY_POINT_GROUP",
     "ENV_NAME_PATTERN",
+    "MESSAGE_LIMIT",
     "PROJECT_NAME",
     "PROVIDER_ID_PATTERN",
     "AuthError",
@@ -46,6 +51,7 @@ __all__ = [
     "ConnectionCheck",
     "ConnectionTester",
     "GenerationParams",
+    "HttpInstance",
     "HttpTimeouts",
     "InvalidRequestError",
     "Message",
@@ -68,9 +74,11 @@ __all__ = [
     "error_for_status",
     "hookimpl",
     "hookspec",
+    "redact",
     "refuse_credential_headers",
     "refuse_secrets",
     "retry_after_seconds",
+    "shorten",
 ]
 
 API_VERSION = (1, 1)
@@ -219,6 +227,30 @@ class ProviderError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def redacted(self, secret: str | None) -> Self:
+        """This error with ``secret`` (an API key a server echoed back, say) removed from its
+        message."""
+        message = redact(self.message, secret)
+        if message != self.message:
+            self.message = message
+            self.args = (message, *self.args[1:])
+        return self
+
+
+MESSAGE_LIMIT = 300
+"""The longest error message, in characters, worth showing in a chat."""
+
+
+def shorten(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line (whitespace runs become one space), cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by "[API key]"."""
+    return text.replace(secret, "[API key]") if secret else text
 
 
 class TransientError(ProviderError):
@@ -380,6 +412,59 @@ def refuse_credential_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+class HttpInstance(BaseModel):
+    """The settings every HTTP endpoint has, for a plugin's instance model to extend::
+
+        class MyInstance(HttpInstance):
+            base_url: str = "https://api.example.com/v1"
+            \"\"\"The API's address.\"\"\"
+
+    ``id``, ``name``, ``model``, ``base_url`` (an http(s) address, its trailing "/" removed),
+    ``limit``, ``timeouts``, extra ``headers`` (never credentials) and ``api_key_env``; a key
+    written into the settings file is refused. Redeclare a field to change its default or its
+    help text (the docstring under it, shown in Settings).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    id: str = Field(pattern=PROVIDER_ID_PATTERN)
+    """The provider's id in chains: lower-case letters, digits, ".", "_" or "-"."""
+    name: str = Field("", max_length=80)
+    """The name shown in the app (by default the id and the model)."""
+    model: str = Field(min_length=1, max_length=200)
+    """The model to ask, as the server names it."""
+    base_url: str
+    """The API's address."""
+    limit: int = Field(4, ge=1, le=256)
+    """How many answers may be written at once."""
+    timeouts: HttpTimeouts = HttpTimeouts()
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra HTTP headers for every request (never a key: keys go in the keychain)."""
+    api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN)
+    """An environment variable that holds the key, used when the keychain has none."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_secrets(cls, data: Any) -> Any:
+        return refuse_secrets(data)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            example = cls.model_fields["base_url"].default
+            such_as = f", such as {example}" if isinstance(example, str) else ""
+            raise ValueError(f"must be an http:// or https:// address{such_as}")
+        return value.strip().rstrip("/")
+
+    _no_credentials = field_validator("headers")(refuse_credential_headers)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"{self.id} ({self.model})"
+
+
 class PluginContext:
     """What a plugin's hooks know of the user's configuration.
 
@@ -409,6 +494,23 @@ class PluginContext:
     def problem(self, message: str) -> None:
         """Tell the user about a configuration problem; say where it is and how to fix it."""
         self._problem(message)
+
+    def api_key(self, instance_id: str, env_var: str | None = None) -> str | None:
+        """The API key of the instance ``instance_id``: the keychain's, else the one in the
+        environment variable ``env_var`` (an instance's ``api_key_env``). A named variable that
+        is not set is reported as a problem; without either, ``None`` (a local server may need
+        no key)."""
+        key = self.secret(instance_id)
+        if key or not env_var:
+            return key or None
+        key = os.environ.get(env_var)
+        if not key:
+            self.problem(
+                f"The environment variable {env_var} named by the instance '{instance_id}' is "
+                "not set, and the keychain holds no key for it: requests go out without a key. "
+                "Set the key in Settings, or set the variable."
+            )
+        return key or None
 
     def instances(self, model: type[InstanceModel]) -> list[InstanceModel]:
         """The valid ``[[plugins.<name>.instances]]`` of the settings file, in order.

@@ -15,7 +15,7 @@ from typing import Any
 import anthropic
 from anthropic.types import MessageParam, RawMessageStreamEvent
 
-from valis_anthropic.errors import provider_error, scrub
+from valis_anthropic.errors import provider_error
 from valis_anthropic.settings import AnthropicInstance
 from valis_desktop.api import (
     ChatRequest,
@@ -26,6 +26,7 @@ from valis_desktop.api import (
     StreamItem,
     TransientError,
     Usage,
+    redact,
 )
 
 CONVERSATION_START = "(The conversation starts with your message below.)"
@@ -89,7 +90,7 @@ class Connection:
             failure = provider_error(error, name, self._api_key)
         except ValueError as error:  # not JSON, or JSON of the wrong shape
             failure = TransientError(
-                scrub(f"{name} sent a malformed stream: {error}", self._api_key)
+                redact(f"{name} sent a malformed stream: {error}", self._api_key)
             )
         else:
             if not answer.finished:

@@ -11,9 +11,8 @@ from valis_desktop.api import (
     ProviderError,
     TransientError,
     error_for_status,
+    shorten,
 )
-
-_MESSAGE_LIMIT = 300
 
 # An error event in the middle of a stream comes with a 200 status: its type says what it is.
 _STATUS_OF_TYPE = {
@@ -34,17 +33,7 @@ def provider_error(error: anthropic.AnthropicError, name: str, key: str | None) 
 
     ``key`` is removed from the message, should a server ever echo it back.
     """
-    mapped = _map(error, name)
-    message = scrub(mapped.message, key)
-    if message != mapped.message:
-        mapped.message = message
-        mapped.args = (message,)
-    return mapped
-
-
-def scrub(text: str, key: str | None) -> str:
-    """``text`` without ``key``."""
-    return text.replace(key, "[API key]") if key else text
+    return _map(error, name).redacted(key)
 
 
 def _map(error: anthropic.AnthropicError, name: str) -> ProviderError:
@@ -65,7 +54,7 @@ def _map(error: anthropic.AnthropicError, name: str) -> ProviderError:
             said = f": {message}" if message else ""
             return TransientError(f"{name} is overloaded (HTTP 529){said}")
         return error_for_status(status, message, error.response.headers, name)
-    return TransientError(f"{name} failed: {_shorten(str(error))}")
+    return TransientError(f"{name} failed: {shorten(str(error))}")
 
 
 def _error_of(body: object) -> tuple[str, str]:
@@ -76,13 +65,8 @@ def _error_of(body: object) -> tuple[str, str]:
             kind, message = inner.get("type"), inner.get("message")
             return (
                 kind if isinstance(kind, str) else "",
-                _shorten(message) if isinstance(message, str) else "",
+                shorten(message) if isinstance(message, str) else "",
             )
     if isinstance(body, str):
-        return "", _shorten(body)
+        return "", shorten(body)
     return "", ""
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"

@@ -4,8 +4,6 @@ dialog's form for the instances."""
 
 from __future__ import annotations
 
-import os
-
 from valis_anthropic.connection_check import check_connection
 from valis_anthropic.provider import AnthropicProvider
 from valis_anthropic.settings import AnthropicInstance
@@ -20,24 +18,12 @@ from valis_desktop.api import (
 PLUGIN = "anthropic"
 
 
-def api_key(instance: AnthropicInstance, context: PluginContext) -> str | None:
-    """The keychain's key for the instance, else the one in its ``api_key_env`` variable.
-
-    Never the SDK's own sources (``ANTHROPIC_API_KEY``, profiles on disk): which key is used is
-    the user's explicit choice.
-    """
-    key = context.secret(instance.id)
-    if key:
-        return key
-    if instance.api_key_env:
-        return os.environ.get(instance.api_key_env) or None
-    return None
-
-
 @hookimpl
 def register_providers(register: RegisterProvider, context: PluginContext) -> None:
     for instance in context.instances(AnthropicInstance):
-        register(AnthropicProvider(instance, api_key(instance, context)))
+        # Never the SDK's own key sources (ANTHROPIC_API_KEY, profiles on disk): which key is
+        # used is the user's explicit choice.
+        register(AnthropicProvider(instance, context.api_key(instance.id, instance.api_key_env)))
 
 
 @hookimpl

@@ -17,6 +17,7 @@ from valis_desktop.api import (
     Provider,
     ProviderError,
     TransientError,
+    redact,
 )
 
 _NOT_FOUND, _NOT_EXECUTABLE = 127, 126
@@ -70,9 +71,8 @@ class CommandProvider(Provider):
                     f"{self.display_name} took longer than {instance.timeout:g} s and was "
                     "stopped. Raise 'timeout' in its settings if it needs longer."
                 ) from None
-            stderr = run.stderr_tail()
-            if self._key:  # a tool may quote the key it was given in its complaint
-                stderr = stderr.replace(self._key, "[API key]")
+            # A tool may quote the key it was given in its complaint.
+            stderr = redact(run.stderr_tail(), self._key)
             failure = self._judge(status, printed, stderr)
             if failure is not None:
                 raise failure

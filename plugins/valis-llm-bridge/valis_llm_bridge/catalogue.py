@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeAlias
 
-from valis_llm_bridge.errors import shorten
+from valis_desktop.api import shorten
 
 if TYPE_CHECKING:
     import llm

@@ -21,14 +21,8 @@ from valis_desktop.api import (
     TransientError,
     describe_invalid,
     error_for_status,
+    shorten,
 )
-
-_MESSAGE_LIMIT = 300
-
-
-def shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 
 def said(error: BaseException) -> str:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from valis_desktop.api import PluginContext, RegisterProvider, hookimpl
+from valis_desktop.api import PluginContext, RegisterProvider, hookimpl, shorten
 from valis_llm_bridge.catalogue import chosen_models, load_llm
-from valis_llm_bridge.errors import shorten
 from valis_llm_bridge.ids import place
 from valis_llm_bridge.provider import LLMProvider
 from valis_llm_bridge.settings import read_settings

@@ -23,8 +23,9 @@ from valis_desktop.api import (
     StreamItem,
     TransientError,
     Usage,
+    redact,
 )
-from valis_openai.errors import provider_error, scrub
+from valis_openai.errors import provider_error
 from valis_openai.settings import OpenAIInstance
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class Connection:
             failure = provider_error(error, name, self._api_key)
         except ValueError as error:  # not JSON, or JSON of the wrong shape
             failure = TransientError(
-                scrub(f"{name} sent a malformed stream: {error}", self._api_key)
+                redact(f"{name} sent a malformed stream: {error}", self._api_key)
             )
         else:
             if not finished:

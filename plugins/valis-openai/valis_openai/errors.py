@@ -11,9 +11,8 @@ from valis_desktop.api import (
     ProviderError,
     TransientError,
     error_for_status,
+    shorten,
 )
-
-_MESSAGE_LIMIT = 300
 
 
 def provider_error(error: openai.OpenAIError, name: str, key: str | None) -> ProviderError:
@@ -21,17 +20,7 @@ def provider_error(error: openai.OpenAIError, name: str, key: str | None) -> Pro
 
     ``key`` is removed from the message, should a server ever echo it back.
     """
-    mapped = _map(error, name)
-    message = scrub(mapped.message, key)
-    if message != mapped.message:
-        mapped.message = message
-        mapped.args = (message,)
-    return mapped
-
-
-def scrub(text: str, key: str | None) -> str:
-    """``text`` without ``key``."""
-    return text.replace(key, "[API key]") if key else text
+    return _map(error, name).redacted(key)
 
 
 def _map(error: openai.OpenAIError, name: str) -> ProviderError:
@@ -46,8 +35,8 @@ def _map(error: openai.OpenAIError, name: str) -> ProviderError:
             error.status_code, server_message(error), error.response.headers, name
         )
     if isinstance(error, openai.APIError):  # an error event in the middle of a stream
-        return TransientError(f"{name} failed while answering: {_shorten(error.message)}")
-    return TransientError(f"{name} failed: {_shorten(str(error))}")
+        return TransientError(f"{name} failed while answering: {shorten(error.message)}")
+    return TransientError(f"{name} failed: {shorten(str(error))}")
 
 
 def server_message(error: openai.APIStatusError) -> str:
@@ -56,13 +45,8 @@ def server_message(error: openai.APIStatusError) -> str:
     if isinstance(body, Mapping):
         message = body.get("message")
         if isinstance(message, str) and message.strip():
-            return _shorten(message)
+            return shorten(message)
         return ""
     if isinstance(body, str):
-        return _shorten(body)
+        return shorten(body)
     return ""
-
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"

@@ -4,8 +4,6 @@ dialog's form for the instances."""
 
 from __future__ import annotations
 
-import os
-
 from valis_desktop.api import (
     PluginContext,
     RegisterProvider,
@@ -20,27 +18,10 @@ from valis_openai.settings import OpenAIInstance
 PLUGIN = "openai"
 
 
-def api_key(instance: OpenAIInstance, context: PluginContext) -> str | None:
-    """The keychain's key for the instance, else the one in its ``api_key_env`` variable."""
-    key = context.secret(instance.id)
-    if key:
-        return key
-    if instance.api_key_env:
-        key = os.environ.get(instance.api_key_env)
-        if not key:
-            context.problem(
-                f"The environment variable {instance.api_key_env} named by the instance "
-                f"'{instance.id}' is not set, and the keychain holds no key for it: requests go "
-                "out without a key. Set the key in Settings, or set the variable."
-            )
-        return key or None
-    return None
-
-
 @hookimpl
 def register_providers(register: RegisterProvider, context: PluginContext) -> None:
     for instance in context.instances(OpenAIInstance):
-        register(OpenAIProvider(instance, api_key(instance, context)))
+        register(OpenAIProvider(instance, context.api_key(instance.id, instance.api_key_env)))
 
 
 @hookimpl

@@ -14,67 +14,33 @@ instance's id) or, where no keychain exists, from the environment variable ``api
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 
-from valis_desktop.api import (
-    ENV_NAME_PATTERN,
-    PROVIDER_ID_PATTERN,
-    HttpTimeouts,
-    refuse_credential_headers,
-    refuse_secrets,
-)
+from valis_desktop.api import PROVIDER_ID_PATTERN, HttpInstance
 
 OPENAI_URL = "https://api.openai.com/v1"
 
 
-class OpenAIInstance(BaseModel):
+class OpenAIInstance(HttpInstance):
     """One OpenAI-compatible server and model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     id: str = Field(pattern=PROVIDER_ID_PATTERN)
     """The provider's id in chains: lower-case letters, digits, ".", "_" or "-" (e.g. ollama)."""
-    name: str = Field("", max_length=80)
-    """The name shown in the app (by default the id and the model)."""
     model: str = Field(min_length=1, max_length=200)
     """The model to ask, as the server names it (e.g. gpt-4o-mini, llama3.2)."""
     base_url: str = OPENAI_URL
     """The server's API address, usually ending in /v1 (e.g. http://127.0.0.1:11434/v1)."""
     limit: int = Field(4, ge=1, le=256)
     """How many answers this server may write at once."""
-    timeouts: HttpTimeouts = HttpTimeouts()
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra HTTP headers for every request (never a key: keys go in the keychain)."""
-    api_key_env: str | None = Field(None, pattern=ENV_NAME_PATTERN)
-    """An environment variable that holds the key, used when the keychain has none."""
     max_tokens_parameter: Literal["max_tokens", "max_completion_tokens"] | None = None
     """How the answer's length limit is sent. By default max_completion_tokens to OpenAI
     (whose newer models refuse max_tokens) and max_tokens to other servers."""
     stream_usage: bool = True
     """Ask for token counts at the end of each answer (turned off by itself for a server that
     refuses it)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_secrets(cls, data: Any) -> Any:
-        return refuse_secrets(data)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// address, such as " + OPENAI_URL)
-        return value.strip().rstrip("/")
-
-    _no_credentials = field_validator("headers")(refuse_credential_headers)
-
-    @property
-    def display_name(self) -> str:
-        return self.name or f"{self.id} ({self.model})"
 
     @property
     def description(self) -> str:
