@@ -6,7 +6,8 @@ additive; ``API_VERSION`` tells plugins which surface they run against:
 - 1.0: providers, personas, settings forms, the errors and the HTTP helpers.
 - 1.1: ``Provider.warm_up()``, called when the user is about to ask the provider;
   ``HttpInstance``, the settings every HTTP endpoint has; ``PluginContext.api_key()``;
-  ``shorten()``, ``redact()`` and ``ProviderError.redacted()`` for messages shown to the user.
+  ``shorten()``, ``redact()`` and ``ProviderError.redacted()`` for messages shown to the user;
+  ``HttpTimeouts.expired()``; ``import_in_thread()``.
 
 A plugin is a module (or any object) exposing hook implementations, announced through the entry
 point group ``valis_desktop.plugins``::
@@ -28,11 +29,15 @@ point group ``valis_desktop.plugins``::
 from __future__ import annotations
 
 import abc
+import asyncio
 import email.utils
 import enum
+import importlib
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import ModuleType
 from typing import Any, Self, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
@@ -74,6 +79,7 @@ __all__ = [
     "error_for_status",
     "hookimpl",
     "hookspec",
+    "import_in_thread",
     "redact",
     "refuse_credential_headers",
     "refuse_secrets",
@@ -238,6 +244,15 @@ class ProviderError(Exception):
         return self
 
 
+async def import_in_thread(module: str) -> ModuleType:
+    """Import ``module`` on a worker thread, unless it is imported already: for a plugin's
+    module built on a large SDK, so that neither start-up nor the event loop pays for it."""
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    return await asyncio.to_thread(importlib.import_module, module)
+
+
 MESSAGE_LIMIT = 300
 """The longest error message, in characters, worth showing in a chat."""
 
@@ -393,6 +408,15 @@ class HttpTimeouts(BaseModel):
     takes a while to read)."""
     read: float = Field(60.0, gt=0, le=3600)
     """The longest pause, in seconds, in the middle of an answer."""
+
+    def expired(self, name: str, *, started: bool) -> TransientError:
+        """The error for the endpoint called ``name`` when a timeout ran out: ``first_byte``
+        before the answer ``started``, else ``read``."""
+        if started:
+            return TransientError(
+                f"{name} stopped sending for {self.read:g} s in the middle of the answer."
+            )
+        return TransientError(f"{name} sent no answer within {self.first_byte:g} s.")
 
 
 _CREDENTIAL_HEADERS = frozenset(

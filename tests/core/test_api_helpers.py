@@ -3,14 +3,18 @@ messages safe to show."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from pydantic import ValidationError
 
 from valis_desktop.api import (
     HttpInstance,
+    HttpTimeouts,
     PluginContext,
     TransientError,
     describe_invalid,
+    import_in_thread,
     redact,
     shorten,
 )
@@ -67,3 +71,21 @@ def test_messages_are_short_and_never_carry_the_key() -> None:
     assert redact("text", None) == "text"
     error = TransientError("the server said sk-1").redacted("sk-1")
     assert error.message == "the server said [API key]" == str(error)
+
+
+def test_a_timeout_says_which_one_ran_out() -> None:
+    timeouts = HttpTimeouts(first_byte=120, read=30)
+    assert timeouts.expired("Ollama", started=False).message == (
+        "Ollama sent no answer within 120 s."
+    )
+    assert timeouts.expired("Ollama", started=True).message == (
+        "Ollama stopped sending for 30 s in the middle of the answer."
+    )
+
+
+async def test_a_module_is_imported_on_a_worker_thread_once() -> None:
+    name = "tests.core.sample_plugins.kit"
+    sys.modules.pop(name, None)
+    module = await import_in_thread(name)
+    assert sys.modules[name] is module
+    assert await import_in_thread(name) is module

@@ -85,7 +85,7 @@ class Connection:
             finally:
                 await events.close()
         except TimeoutError:
-            failure = self._timed_out(answer.started)
+            failure = timeouts.expired(name, started=answer.started)
         except anthropic.AnthropicError as error:
             failure = provider_error(error, name, self._api_key)
         except ValueError as error:  # not JSON, or JSON of the wrong shape
@@ -102,17 +102,6 @@ class Connection:
         # text may quote a server that echoed the key, and its traceback holds the SDK's
         # stream generators, which are then finalized now rather than whenever it is dropped.
         raise failure
-
-    def _timed_out(self, started: bool) -> TransientError:
-        timeouts = self.instance.timeouts
-        if started:
-            return TransientError(
-                f"{self.display_name} stopped sending for {timeouts.read:g} s in the middle of "
-                "the answer."
-            )
-        return TransientError(
-            f"{self.display_name} sent no answer within {timeouts.first_byte:g} s."
-        )
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from valis_anthropic import sdk
 from valis_anthropic.settings import AnthropicInstance
-from valis_desktop.api import ConnectionCheck
+from valis_desktop.api import ConnectionCheck, import_in_thread
 
 
 async def check_connection(instance: BaseModel, api_key: str | None) -> ConnectionCheck:
@@ -20,7 +19,7 @@ async def check_connection(instance: BaseModel, api_key: str | None) -> Connecti
         return ConnectionCheck(
             ok=False, message=f"{instance.display_name} has no API key: enter the key first."
         )
-    await sdk.load("valis_anthropic.probe")
+    await import_in_thread("valis_anthropic.probe")
     from valis_anthropic.probe import probe
 
     return await probe(instance, api_key)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from valis_anthropic import sdk
 from valis_anthropic.settings import AnthropicInstance
-from valis_desktop.api import AuthError, ChatRequest, Provider, StreamItem
+from valis_desktop.api import AuthError, ChatRequest, Provider, StreamItem, import_in_thread
 
 if TYPE_CHECKING:
     from valis_anthropic.connection import Connection
@@ -54,7 +53,7 @@ class AnthropicProvider(Provider):
                 "or name an environment variable holding it (api_key_env) in the settings file."
             )
         if self._connection is None:
-            await sdk.load("valis_anthropic.connection")
+            await import_in_thread("valis_anthropic.connection")
             from valis_anthropic.connection import Connection
 
             if self._connection is None:  # another request may have connected meanwhile

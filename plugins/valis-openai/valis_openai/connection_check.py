@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from valis_desktop.api import ConnectionCheck
-from valis_openai import sdk
+from valis_desktop.api import ConnectionCheck, import_in_thread
 from valis_openai.settings import OpenAIInstance
 
 
@@ -17,7 +16,7 @@ async def check_connection(instance: BaseModel, api_key: str | None) -> Connecti
     """
     if not isinstance(instance, OpenAIInstance):
         raise TypeError(f"an OpenAIInstance is needed, not {type(instance).__name__}")
-    await sdk.load("valis_openai.probe")
+    await import_in_thread("valis_openai.probe")
     from valis_openai.probe import probe
 
     return await probe(instance, api_key)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from valis_desktop.api import ChatRequest, Provider, StreamItem
-from valis_openai import sdk
+from valis_desktop.api import ChatRequest, Provider, StreamItem, import_in_thread
 from valis_openai.settings import OpenAIInstance
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ class OpenAIProvider(Provider):
 
     async def _connected(self) -> Connection:
         if self._connection is None:
-            await sdk.load("valis_openai.connection")
+            await import_in_thread("valis_openai.connection")
             from valis_openai.connection import Connection
 
             if self._connection is None:  # another request may have connected meanwhile
