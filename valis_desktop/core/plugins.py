@@ -91,6 +91,13 @@ class PluginRecord:
     """Where a plugin installed as a distribution comes from, so that it can be enabled later."""
 
     @property
+    def imported(self) -> bool:
+        """Whether the plugin's module was imported: then it stays until a restart, whatever
+        happens to the plugin (Python cannot unload a module)."""
+        entry_point = self.entry_point
+        return entry_point is not None and entry_point.module in sys.modules
+
+    @property
     def error_summary(self) -> str:
         lines = [line for line in self.error.strip().splitlines() if line.strip()]
         return lines[-1] if lines else ""
@@ -158,7 +165,7 @@ class PluginHost:
             if record.builtin or name in found or record.state is PluginState.UNINSTALLED:
                 continue
             self._take_out(record, manager)
-            if _imported(record.entry_point):
+            if record.imported:
                 record.state = PluginState.UNINSTALLED
                 record.error = ""
                 record.restart_note = (
@@ -173,7 +180,7 @@ class PluginHost:
             if known is not None and known.builtin:
                 continue
             version = _distribution(entry_point)[1]
-            if known is None or not _imported(known.entry_point):
+            if known is None or not known.imported:
                 if known is not None and version == known.version:
                     continue  # as it was (disabled, or failed at import)
                 # New, or nothing of it imported yet: load the version installed now.
@@ -486,11 +493,6 @@ SecretReader = Callable[[str, str], "str | None"]
 
 def _no_secrets(plugin: str, name: str) -> str | None:
     return None
-
-
-def _imported(entry_point: EntryPoint | None) -> bool:
-    """Whether the plugin's module was imported (and so cannot be replaced until a restart)."""
-    return entry_point is not None and entry_point.module in sys.modules
 
 
 def _distribution(entry_point: EntryPoint) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
@@ -32,16 +33,20 @@ NEW_CHAT_TITLE = "New chat"
 _TITLE_LENGTH = 32
 
 
-def persona_icon(persona: Persona | None, size: int = 12) -> QIcon:
+def persona_icon(persona: Persona | None) -> QIcon:
     """A round swatch of the persona's colour, or no icon for a persona without one."""
-    if persona is None or not persona.colour:
-        return QIcon()
+    return _swatch(persona.colour) if persona is not None and persona.colour else QIcon()
+
+
+@functools.cache
+def _swatch(colour: str, size: int = 12) -> QIcon:
+    """Painted once per colour: a tab's title is shown again at every answer."""
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(persona.colour))
+    painter.setBrush(QColor(colour))
     painter.drawEllipse(1, 1, size - 2, size - 2)
     painter.end()
     return QIcon(pixmap)

@@ -73,7 +73,6 @@ class PluginsDialog(QDialog):
         self.installer = installer or Installer()
         self.pip_dialog: PipRunDialog | None = None
         self.confirmation: QMessageBox | None = None
-        self._disabled_while_running: set[str] = set()
         self.setWindowTitle("Plugins")
         self.setObjectName("pluginsDialog")
 
@@ -280,7 +279,7 @@ class PluginsDialog(QDialog):
             return "Built-in plugins are part of Valis Desktop and cannot be disabled."
         if record.restart_note:
             return record.restart_note
-        if record.state is PluginState.DISABLED and record.name in self._disabled_while_running:
+        if record.state is PluginState.DISABLED and record.imported:
             return (
                 "Disabled: its providers are gone. Its code stays loaded until Valis Desktop "
                 "restarts — restart to finish removing it."
@@ -320,10 +319,6 @@ class PluginsDialog(QDialog):
             self.failure_label.show()
             self.changed.emit()  # the plugin may have changed even if saving failed
             return
-        if enable:
-            self._disabled_while_running.discard(record.name)
-        else:
-            self._disabled_while_running.add(record.name)
         self.refresh()
         self.changed.emit()
 
